@@ -1,0 +1,125 @@
+"""The bundle manifest: the one format shared by the exporter (``ml/``) and the server (``app/``).
+
+Written by ``ml/bundle.py``, read by ``app/services/model_store.py``. Documented in
+``docs/model-bundle.md``. Change it deliberately: bump ``manifest_schema`` when a change is not
+backwards compatible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MANIFEST_FILENAME = "manifest.json"
+VERSION_LENGTH = 12
+# Formats that execute code when loaded. Never accepted in a bundle.
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
+
+FileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureSpec(_Frozen):
+    """One input column, in the order the model expects it."""
+
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    dtype: Literal["float64"]
+    min: float
+    max: float
+
+
+class ClassificationOutput(_Frozen):
+    kind: Literal["classification"] = "classification"
+    classes: Annotated[list[str], Field(min_length=2)]
+
+
+class RegressionOutput(_Frozen):
+    kind: Literal["regression"] = "regression"
+
+
+OutputSpec = Annotated[ClassificationOutput | RegressionOutput, Field(discriminator="kind")]
+
+
+class GoldenOutput(_Frozen):
+    prediction: str | float
+    probabilities: dict[str, float] | None = None
+
+
+class GoldenPair(_Frozen):
+    """An input record and the output the exported model gave for it."""
+
+    input: dict[str, float]
+    output: GoldenOutput
+
+
+class Manifest(_Frozen):
+    """Everything the server needs to verify and serve a bundle, and nothing it has to execute."""
+
+    manifest_schema: Literal[1] = 1
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+    version: Annotated[str, Field(pattern=rf"^[0-9a-f]{{{VERSION_LENGTH}}}$")]
+    format: Literal["onnx"]
+    model_file: FileName
+    files: dict[FileName, Sha256]
+    features: Annotated[list[FeatureSpec], Field(min_length=1)]
+    output: OutputSpec
+    metrics: dict[str, float]
+    golden: Annotated[list[GoldenPair], Field(min_length=1)]
+    git_rev: str
+    created_at: datetime
+
+    @field_validator("features")
+    @classmethod
+    def _unique_feature_names(cls, features: list[FeatureSpec]) -> list[FeatureSpec]:
+        names = [feature.name for feature in features]
+        if len(set(names)) != len(names):
+            raise ValueError("feature names must be unique")
+        return features
+
+    @field_validator("files")
+    @classmethod
+    def _no_manifest_or_pickle(cls, files: dict[str, str]) -> dict[str, str]:
+        for name in files:
+            if name == MANIFEST_FILENAME or name.lower().endswith(PICKLE_SUFFIXES):
+                raise ValueError(f"file {name!r} may not be listed in a bundle")
+        return files
+
+    @model_validator(mode="after")
+    def _model_file_is_listed(self) -> Manifest:
+        if self.model_file not in self.files:
+            raise ValueError(f"model_file {self.model_file!r} is not listed in files")
+        return self
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [feature.name for feature in self.features]
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def compute_version(
+    fmt: str, files: dict[str, str], features: list[FeatureSpec], output: OutputSpec
+) -> str:
+    """Content hash of the model files and the schema; no timestamps, no git revision.
+
+    The same model with the same schema always gets the same version, so re-exporting or
+    re-deploying an unchanged model is a no-op.
+    """
+    content = {
+        "format": fmt,
+        "files": dict(sorted(files.items())),
+        "features": [feature.model_dump(mode="json") for feature in features],
+        "output": output.model_dump(mode="json"),
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return sha256_hex(canonical.encode("utf-8"))[:VERSION_LENGTH]

@@ -1,0 +1,26 @@
+"""scikit-learn's own outputs on the test split, written by ``train`` and checked by ``export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from ml.data import Task
+
+
+class SklearnReference(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task: Task
+    features: list[str]
+    classes: list[str] | None = None
+    predictions: list[str] | list[float]
+    probabilities: list[list[float]] | None = None
+
+    def write(self, path: Path) -> None:
+        path.write_text(self.model_dump_json(indent=1) + "\n")
+
+    @classmethod
+    def read(cls, path: Path) -> SklearnReference:
+        return cls.model_validate_json(path.read_text())
