@@ -1,0 +1,41 @@
+"""Dependencies shared by the routes, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+
+from app.core.config import Settings
+from app.services.model_store import LoadedModel, ModelStore
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.state.settings
+    return settings
+
+
+def get_model_store(request: Request) -> ModelStore:
+    store: ModelStore = request.state.model_store
+    return store
+
+
+def get_request_id(request: Request) -> str:
+    request_id: str = request.state.request_id
+    return request_id
+
+
+def get_model(store: Annotated[ModelStore, Depends(get_model_store)]) -> LoadedModel:
+    """The loaded model, or 503 saying why there is none."""
+    if store.model is None:
+        raise HTTPException(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=f"no model loaded: {store.error}",
+        )
+    return store.model
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ModelStoreDep = Annotated[ModelStore, Depends(get_model_store)]
+ModelDep = Annotated[LoadedModel, Depends(get_model)]
+RequestIdDep = Annotated[str, Depends(get_request_id)]

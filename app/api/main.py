@@ -1,0 +1,12 @@
+"""All API routes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api.routes import health, models, predict
+
+api_router = APIRouter()
+api_router.include_router(health.router)
+api_router.include_router(predict.router)
+api_router.include_router(models.router)

@@ -1,0 +1,53 @@
+"""Predictions. Plain ``def``: inference is CPU-bound and runs in the threadpool."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from app.api.deps import ModelDep, RequestIdDep, SettingsDep
+from app.schemas import ErrorResponse, PredictRequest, PredictResponse
+
+router = APIRouter(prefix="/v1", tags=["predict"])
+
+
+@router.post(
+    "/predict",
+    responses={503: {"model": ErrorResponse, "description": "No verified model loaded."}},
+)
+def predict(
+    body: PredictRequest,
+    model: ModelDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
+    probabilities: Annotated[
+        bool, Query(description="Also return class probabilities (classifiers only).")
+    ] = False,
+) -> PredictResponse:
+    """Predict one or more records."""
+    if len(body.records) > settings.max_records:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body", "records"),
+                    "msg": f"at most {settings.max_records} records per request",
+                    "type": "too_long",
+                }
+            ]
+        )
+    try:
+        records = model.validate_records(body.records)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", "records", *error["loc"])} for error in exc.errors()]
+        ) from None
+    result = model.predict(records)
+    return PredictResponse(
+        model_version=model.version,
+        predictions=result.predictions,
+        probabilities=result.probabilities if probabilities else None,
+        request_id=request_id,
+    )

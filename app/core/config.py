@@ -1,0 +1,42 @@
+"""Service settings. The only place environment variables are read.
+
+Every field maps to ``BERTH_<FIELD>`` (e.g. ``BERTH_MODEL_DIR``); on a server Ansible renders
+them into ``/etc/berth/berth.env``, which systemd passes to Gunicorn.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "BERTH_"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="ignore")
+
+    model_dir: Path = Field(
+        default=Path("/srv/berth/models/current"),
+        description="Bundle directory to serve (model file + manifest.json); usually a symlink "
+        "that deploys repoint atomically.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Lowest level of log records written."
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json",
+        description="'json': one JSON object per line (servers); 'text': human-readable.",
+    )
+    inference_threads: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="onnxruntime intra-op threads per worker process. Keep 1 with several "
+        "Gunicorn workers, or workers fight over cores.",
+    )
+    max_records: int = Field(
+        default=1000, ge=1, description="Largest number of records in one predict request."
+    )

@@ -1,0 +1,63 @@
+"""The ASGI application: ``gunicorn -c /etc/berth/gunicorn.conf.py app.main:app``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TypedDict
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+
+from app.api.errors import unhandled_error_handler, validation_error_handler
+from app.api.main import api_router
+from app.core.config import Settings
+from app.core.logging import configure_logging
+from app.core.middleware import RequestContextMiddleware
+from app.services.model_store import ModelStore
+
+
+class State(TypedDict):
+    """Lifespan state, copied into every request's ``request.state``."""
+
+    settings: Settings
+    model_store: ModelStore
+
+
+def make_lifespan(
+    settings: Settings,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[State]]:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[State]:
+        # Each worker loads and checks the bundle once. A bad bundle does not stop the process:
+        # /health stays 200 while /ready and /v1/* answer 503 with the reason.
+        store = ModelStore(settings.model_dir, threads=settings.inference_threads)
+        store.load()
+        yield {"settings": settings, "model_store": store}
+
+    return lifespan
+
+
+def operation_id(route: APIRoute) -> str:
+    """Stable OpenAPI operation ids: ``<tag>-<function name>``."""
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    app = FastAPI(
+        title="Berth",
+        summary="Predictions from a verified model bundle.",
+        lifespan=make_lifespan(settings),
+        generate_unique_id_function=operation_id,
+    )
+    app.add_middleware(RequestContextMiddleware)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(Exception, unhandled_error_handler)
+    app.include_router(api_router)
+    return app
+
+
+app = create_app()

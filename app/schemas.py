@@ -1,0 +1,85 @@
+"""Request and response bodies. The per-record model is built from the bundle's manifest."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from app.services.manifest import FeatureSpec, OutputSpec
+
+# JSON numbers only (no strings, no booleans), and no NaN/Infinity.
+FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
+def build_record_model(features: Sequence[FeatureSpec]) -> type[BaseModel]:
+    """A model accepting exactly the manifest's features: unknown or missing ones are errors.
+
+    Fields are declared under neutral names with the feature name as alias, so any feature
+    name works (even one like ``copy`` or ``a/b``), and error locations show the feature name.
+    """
+    fields: dict[str, Any] = {
+        f"f{index}": (
+            FiniteNumber,
+            Field(
+                alias=feature.name,
+                description=f"{feature.dtype}, seen in training: {feature.min} to {feature.max}",
+            ),
+        )
+        for index, feature in enumerate(features)
+    }
+    model: type[BaseModel] = create_model(
+        "Record",
+        __config__=ConfigDict(extra="forbid", validate_by_alias=True, validate_by_name=False),
+        **fields,
+    )
+    return model
+
+
+class PredictRequest(BaseModel):
+    records: list[dict[str, Any]] = Field(
+        min_length=1,
+        description="Records keyed by feature name; see GET /v1/model for the features.",
+    )
+
+
+class PredictResponse(BaseModel):
+    model_version: str
+    predictions: list[str] | list[float]
+    probabilities: list[dict[str, float]] | None = Field(
+        description="Per record, the probability of each class; only with ?probabilities=true."
+    )
+    request_id: str
+    fallback: bool = Field(
+        default=False, description="True when the answer did not come from the model."
+    )
+
+
+class ModelSummary(BaseModel):
+    name: str
+    version: str
+    format: str
+    created_at: datetime
+    git_rev: str
+    metrics: dict[str, float]
+    output: OutputSpec
+    features: list[FeatureSpec]
+    input_schema: dict[str, Any] = Field(description="JSON Schema of one record.")
+
+
+class HealthResponse(BaseModel):
+    status: str
+
+
+class ReadyResponse(BaseModel):
+    status: str
+    model_version: str | None = None
+    detail: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "no model loaded"}]})
+
+    detail: str

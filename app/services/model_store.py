@@ -1,0 +1,259 @@
+"""Load, verify and serve one model bundle.
+
+Order matters: refuse pickle files, check every file's sha256 against the manifest, only then
+parse the model (from the very bytes that were hashed), then replay the golden pairs. A bundle
+that fails any step is not served; the error says what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from app.schemas import build_record_model
+from app.services.manifest import (
+    MANIFEST_FILENAME,
+    PICKLE_SUFFIXES,
+    ClassificationOutput,
+    GoldenOutput,
+    Manifest,
+    compute_version,
+    sha256_hex,
+)
+
+log = logging.getLogger("berth.model")
+
+# Largest difference from a golden output accepted (same model, possibly another CPU).
+GOLDEN_TOLERANCE = 1e-5
+MAX_MANIFEST_BYTES = 1_000_000
+REEXPORT_HINT = "re-export the model with `dvc repro` and deploy the new bundle"
+
+
+class BundleError(Exception):
+    """The bundle cannot be served. Subclasses say which check failed."""
+
+
+class BundleNotFoundError(BundleError):
+    pass
+
+
+class UnsafeFileError(BundleError):
+    pass
+
+
+class ManifestError(BundleError):
+    pass
+
+
+class IntegrityError(BundleError):
+    pass
+
+
+class ModelLoadError(BundleError):
+    pass
+
+
+class GoldenMismatchError(BundleError):
+    pass
+
+
+@dataclass(frozen=True)
+class Prediction:
+    predictions: list[str] | list[float]
+    probabilities: list[dict[str, float]] | None
+
+
+class LoadedModel:
+    """A verified bundle, ready to predict. Thread-safe: onnxruntime allows concurrent runs."""
+
+    def __init__(self, manifest: Manifest, session: ort.InferenceSession) -> None:
+        self.manifest = manifest
+        self.record_model: type[BaseModel] = build_record_model(manifest.features)
+        self._records_adapter = TypeAdapter(list[self.record_model])  # type: ignore[name-defined]
+        self._session = session
+        self._input_name = session.get_inputs()[0].name
+        self._output_names = [output.name for output in session.get_outputs()]
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    def validate_records(self, records: Sequence[object]) -> list[dict[str, float]]:
+        """Check raw records against the feature schema; raises pydantic's ``ValidationError``
+        with one error per bad field, located as ``(record index, feature name)``."""
+        validated = self._records_adapter.validate_python(records)
+        return [record.model_dump(by_alias=True) for record in validated]
+
+    def predict(self, records: Sequence[Mapping[str, float]]) -> Prediction:
+        """Predict validated records (every feature present, finite)."""
+        names = self.manifest.feature_names
+        inputs = np.array([[record[name] for name in names] for record in records], np.float32)
+        outputs = dict(
+            zip(
+                self._output_names,
+                self._session.run(None, {self._input_name: inputs}),
+                strict=True,
+            )
+        )
+        output = self.manifest.output
+        if isinstance(output, ClassificationOutput):
+            probabilities = np.asarray(outputs["probabilities"], dtype=np.float64)
+            return Prediction(
+                predictions=[str(label) for label in outputs["label"]],
+                probabilities=[
+                    dict(zip(output.classes, row.tolist(), strict=True)) for row in probabilities
+                ],
+            )
+        values = np.asarray(outputs["variable"], dtype=np.float64).reshape(-1)
+        return Prediction(predictions=values.tolist(), probabilities=None)
+
+
+def load_bundle(bundle_dir: Path, threads: int = 1) -> LoadedModel:
+    """Verify and load the bundle in ``bundle_dir``; raise a ``BundleError`` if anything is off."""
+    bundle_dir = bundle_dir.resolve()
+    if not bundle_dir.is_dir():
+        raise BundleNotFoundError(f"no model bundle at {bundle_dir}: {REEXPORT_HINT}")
+    refuse_unsafe_files(bundle_dir)
+    manifest = read_manifest(bundle_dir)
+    model_bytes = read_verified_files(bundle_dir, manifest)[manifest.model_file]
+    session = open_session(model_bytes, threads)
+    model = LoadedModel(manifest, session)
+    check_golden(model)
+    return model
+
+
+def refuse_unsafe_files(bundle_dir: Path) -> None:
+    for path in sorted(bundle_dir.rglob("*")):
+        if path.name.lower().endswith(PICKLE_SUFFIXES):
+            raise UnsafeFileError(
+                f"refusing bundle {bundle_dir}: it contains {path.name}, a pickle/joblib file. "
+                "Loading pickle executes arbitrary code, so Berth never loads it; "
+                f"{REEXPORT_HINT} (ONNX + manifest.json)"
+            )
+
+
+def read_manifest(bundle_dir: Path) -> Manifest:
+    path = bundle_dir / MANIFEST_FILENAME
+    if not path.is_file() or path.is_symlink():
+        raise ManifestError(f"{path} is missing or not a regular file: {REEXPORT_HINT}")
+    raw = path.read_bytes()
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"{path} is larger than {MAX_MANIFEST_BYTES} bytes")
+    try:
+        manifest = Manifest.model_validate_json(raw)
+    except ValidationError as exc:
+        raise ManifestError(f"{path} is not a valid manifest: {exc}") from exc
+    expected = compute_version(manifest.format, manifest.files, manifest.features, manifest.output)
+    if manifest.version != expected:
+        raise ManifestError(
+            f"{path}: version {manifest.version} does not match its content (expected "
+            f"{expected}); the manifest was edited after export: {REEXPORT_HINT}"
+        )
+    return manifest
+
+
+def read_verified_files(bundle_dir: Path, manifest: Manifest) -> dict[str, bytes]:
+    """Read every listed file once and check its sha256; refuse unlisted files."""
+    present = {path.name for path in bundle_dir.iterdir()} - {MANIFEST_FILENAME}
+    unexpected = sorted(present - set(manifest.files))
+    if unexpected:
+        raise IntegrityError(
+            f"bundle {bundle_dir} holds files its manifest does not list: {unexpected}"
+        )
+    contents = {}
+    for name, expected in sorted(manifest.files.items()):
+        path = bundle_dir / name
+        if not path.is_file() or path.is_symlink():
+            raise IntegrityError(f"{path} is missing or not a regular file: {REEXPORT_HINT}")
+        data = path.read_bytes()
+        actual = sha256_hex(data)
+        if actual != expected:
+            raise IntegrityError(
+                f"{path} has sha256 {actual[:12]}..., the manifest says {expected[:12]}...: "
+                f"the file is corrupt or was changed after export; {REEXPORT_HINT}"
+            )
+        contents[name] = data
+    return contents
+
+
+def open_session(model_bytes: bytes, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    try:
+        return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors for bad models
+        raise ModelLoadError(f"onnxruntime cannot load the model: {exc}") from exc
+
+
+def check_golden(model: LoadedModel) -> None:
+    """Replay the manifest's golden pairs; any difference means this runtime is not the one
+    the model was exported and checked with."""
+    golden = model.manifest.golden
+    try:
+        result = model.predict([pair.input for pair in golden])
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise GoldenMismatchError(f"the golden inputs cannot be predicted: {exc}") from exc
+    for index, pair in enumerate(golden):
+        problem = _golden_difference(pair.output, result, index)
+        if problem:
+            raise GoldenMismatchError(
+                f"golden pair {index}: {problem}; the model or runtime differs from the one "
+                f"that was exported. {REEXPORT_HINT}"
+            )
+
+
+def _golden_difference(expected: GoldenOutput, result: Prediction, index: int) -> str | None:
+    got = result.predictions[index]
+    if isinstance(expected.prediction, str) or isinstance(got, str):
+        if got != expected.prediction:
+            return f"predicted {got!r}, expected {expected.prediction!r}"
+    elif abs(got - expected.prediction) > GOLDEN_TOLERANCE * max(1.0, abs(expected.prediction)):
+        return f"predicted {got!r}, expected {expected.prediction!r}"
+    if expected.probabilities is not None:
+        if result.probabilities is None:
+            return "model gave no probabilities"
+        got_probs = result.probabilities[index]
+        for cls, value in expected.probabilities.items():
+            if abs(got_probs.get(cls, float("nan")) - value) <= GOLDEN_TOLERANCE:
+                continue
+            return f"probability of {cls!r} is {got_probs.get(cls)!r}, expected {value!r}"
+    return None
+
+
+class ModelStore:
+    """Holds the model a worker serves, or the reason it has none."""
+
+    def __init__(self, bundle_dir: Path, threads: int = 1) -> None:
+        self.bundle_dir = bundle_dir
+        self.threads = threads
+        self.model: LoadedModel | None = None
+        self.error: str | None = "model not loaded yet"
+
+    def load(self) -> LoadedModel | None:
+        """Load the bundle; on failure keep the previous model (if any) and record the error."""
+        started = time.perf_counter()
+        try:
+            model = load_bundle(self.bundle_dir, self.threads)
+        except BundleError as exc:
+            self.error = str(exc)
+            log.error("model load failed", extra={"error": self.error})
+            return None
+        self.model, self.error = model, None
+        log.info(
+            "model loaded",
+            extra={
+                "model_name": model.manifest.name,
+                "model_version": model.version,
+                "load_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+        return model
