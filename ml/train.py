@@ -7,6 +7,7 @@ and scikit-learn's own outputs on the test split, which ``export`` checks the ON
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,11 +26,21 @@ from ml.stage import StageError, cli
 
 log = logging.getLogger(__name__)
 
-ESTIMATORS: dict[str, tuple[type[BaseEstimator], Task]] = {
-    "logistic_regression": (LogisticRegression, "classification"),
-    "random_forest": (RandomForestClassifier, "classification"),
-    "ridge": (Ridge, "regression"),
-    "random_forest_regressor": (RandomForestRegressor, "regression"),
+
+@dataclass(frozen=True)
+class EstimatorSpec:
+    cls: type[BaseEstimator]
+    task: Task
+    # Trees need no scaling, and a float64 scaler in front of them makes ONNX (float32) and
+    # scikit-learn disagree near split thresholds.
+    scale: bool
+
+
+ESTIMATORS: dict[str, EstimatorSpec] = {
+    "logistic_regression": EstimatorSpec(LogisticRegression, "classification", scale=True),
+    "random_forest": EstimatorSpec(RandomForestClassifier, "classification", scale=False),
+    "ridge": EstimatorSpec(Ridge, "regression", scale=True),
+    "random_forest_regressor": EstimatorSpec(RandomForestRegressor, "regression", scale=False),
 }
 EstimatorName = Literal["logistic_regression", "random_forest", "ridge", "random_forest_regressor"]
 
@@ -55,19 +66,20 @@ class TrainError(StageError):
 
 
 def build_pipeline(params: TrainParams, task: Task) -> Pipeline:
-    estimator_cls, estimator_task = ESTIMATORS[params.estimator]
-    if estimator_task != task:
+    spec = ESTIMATORS[params.estimator]
+    if spec.task != task:
         raise TrainError(
-            f"estimator '{params.estimator}' does {estimator_task} but the prepared data is a "
+            f"estimator '{params.estimator}' does {spec.task} but the prepared data is a "
             f"{task} problem; pick a {task} estimator in params.yaml train.estimator"
         )
     try:
-        estimator = estimator_cls(**params.hyperparams)
+        estimator = spec.cls(**params.hyperparams)
     except TypeError as exc:
         raise TrainError(f"bad train.hyperparams for '{params.estimator}': {exc}") from exc
     if "random_state" in estimator.get_params():
         estimator.set_params(random_state=params.random_state)
-    return Pipeline([("scale", StandardScaler()), ("model", estimator)])
+    steps: list[tuple[str, BaseEstimator]] = [("scale", StandardScaler())] if spec.scale else []
+    return Pipeline([*steps, ("model", estimator)])
 
 
 def run(params: TrainParams, paths: Paths) -> None:
