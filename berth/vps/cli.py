@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from berth.vps import host, preflight, proxy
 from berth.vps import state as st
@@ -107,8 +109,14 @@ def _cmd_proxy(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Treat SIGTERM like Ctrl-C so an interrupted `up` still removes what it made.
+    signal.signal(signal.SIGTERM, _interrupt)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     config = Config.from_env()
     try:

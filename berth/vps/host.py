@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +27,19 @@ from berth.vps.state import HostState
 
 log = logging.getLogger(__name__)
 
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
 # Indexes `up` picks from when none is given; 1 is left for the demo host.
 AUTO_INDEXES = range(2, 255)
 BOOT_TIMEOUT = 90.0
 
 NSPAWN = "nspawn"
+INIT = "init"
 PROXY_BRIDGE = "proxy-bridge"
 GUEST_BRIDGE = "guest-bridge"
+# Stop order and grace period: bridges, then nspawn (SIGTERM = clean guest poweroff), then
+# the guest's init, which outlives nspawn only if nspawn was SIGKILLed.
+_STOP_ORDER = ((GUEST_BRIDGE, 5.0), (PROXY_BRIDGE, 5.0), (NSPAWN, 30.0), (INIT, 1.0))
 
 
 @dataclass(frozen=True)
@@ -95,22 +102,28 @@ def _guest_bridge_argv(record: HostState, sock: Path) -> list[str]:
 
 def _log_tail(config: Config, name: str) -> str:
     path = st.log_path(config, name)
-    return proc.tail(path.read_text(errors="replace")) if path.is_file() else ""
+    if not path.is_file():
+        return ""
+    return proc.tail(_ANSI_RE.sub("", path.read_text(errors="replace")))
 
 
 def _container_leader(nspawn: proc.ProcRef) -> int:
-    """PID of the container's init: nspawn's child that lives in another network namespace."""
+    """PID of the container's init: nspawn's child in another network namespace, once it
+    has become the guest's own program."""
     own_netns = os.readlink("/proc/self/ns/net")
     found: list[int] = []
 
     def leader_found() -> bool:
         for pid in proc.children(nspawn.pid):
             try:
-                if os.readlink(f"/proc/{pid}/ns/net") != own_netns:
-                    found.append(pid)
-                    return True
+                other_netns = os.readlink(f"/proc/{pid}/ns/net") != own_netns
             except OSError:
                 continue
+            ref = proc.identify(pid)
+            # Until it execs the guest's init, the child still runs nspawn's own code.
+            if other_netns and ref is not None and ref.comm != "systemd-nspawn":
+                found.append(pid)
+                return True
         return False
 
     if not network.wait_for(leader_found, 10):
@@ -140,7 +153,12 @@ def _start(config: Config, record: HostState, tarball: Path, boot_timeout: float
     if not network.wait_for(veth_ready, 15) or not network.link_exists(record.veth):
         raise VpsError(f"systemd-nspawn did not create {record.veth}")
     network.configure_gateway(record.veth, record.gateway)
-    network.attach_netns(record.netns, _container_leader(nspawn))
+    init = proc.identify(_container_leader(nspawn))
+    if init is None:
+        raise VpsError("the container's init exited at once")
+    record.processes[INIT] = init
+    st.save(config, record)
+    network.attach_netns(record.netns, init.pid)
 
     sock = st.socket_path(config, record.name)
     record.processes[PROXY_BRIDGE] = proc.spawn(
@@ -251,13 +269,15 @@ def down(config: Config, name: str) -> bool:
     root = record.root if record is not None else config.host_root(name)
     sock = st.socket_path(config, name)
     existed = record is not None or root.exists() or network.netns_exists(name)
-    recorded = list(record.processes.values()) if record is not None else []
-    # Bridges first, then nspawn: SIGTERM makes it power the guest off cleanly.
-    for ref in sorted(recorded, key=lambda r: r.comm == "systemd-nspawn"):
-        proc.stop(ref, timeout=30 if ref.comm == "systemd-nspawn" else 5)
-    for ref in _stray_processes(root, sock):
+    recorded = record.processes if record is not None else {}
+    for role, grace in _STOP_ORDER:
+        if role in recorded:
+            proc.stop(recorded[role], timeout=grace)
+    strays = _stray_processes(root, sock)
+    strays += proc.namespace_inits_in_netns(network.netns_path(name))
+    for ref in strays:
         existed = True
-        proc.stop(ref, timeout=30)
+        proc.stop(ref, timeout=30 if ref.comm == "systemd-nspawn" else 1)
     network.delete_netns(name)
     if record is not None:
         network.delete_link(record.veth)

@@ -45,8 +45,12 @@ def delete_link(name: str) -> None:
         run(["ip", "link", "del", name], check=False)
 
 
+def netns_path(name: str) -> Path:
+    return _NETNS_DIR / name
+
+
 def netns_exists(name: str) -> bool:
-    return (_NETNS_DIR / name).exists()
+    return netns_path(name).exists()
 
 
 def attach_netns(name: str, pid: int) -> None:

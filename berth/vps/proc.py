@@ -18,7 +18,8 @@ _PROC = Path("/proc")
 
 def tail(text: str, lines: int = 20) -> str:
     """The last lines of a command's output, for error messages."""
-    return "\n".join(text.strip().splitlines()[-lines:])
+    kept = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(kept[-lines:])
 
 
 def run(
@@ -218,3 +219,28 @@ def run_to_log(argv: Sequence[str], log_path: Path) -> int:
         except FileNotFoundError as exc:
             raise VpsError(f"command not found: {argv[0]}") from exc
     return done.returncode
+
+
+def namespace_inits_in_netns(netns_path: Path) -> list[ProcRef]:
+    """PID-namespace init processes (container inits) living in the network namespace."""
+    try:
+        target = netns_path.stat().st_ino
+    except FileNotFoundError:
+        return []
+    found = []
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "ns/net").stat().st_ino != target:
+                continue
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        nspids = next(
+            (ln.split()[1:] for ln in status.splitlines() if ln.startswith("NSpid:")), []
+        )
+        ref = identify(int(entry.name))
+        if len(nspids) > 1 and nspids[-1] == "1" and ref is not None:
+            found.append(ref)
+    return found
