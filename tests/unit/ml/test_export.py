@@ -127,3 +127,15 @@ def test_regression_pipeline_exports_a_servable_bundle(tmp_path: Path) -> None:
     result = model.predict([pair.input for pair in model.manifest.golden])
     assert result.probabilities is None
     assert all(isinstance(value, float) for value in result.predictions)
+
+
+def test_export_refuses_onnx_that_disagrees_with_sklearn(pipeline_copy: Paths) -> None:
+    params = _params(pipeline_copy)
+    before = (pipeline_copy.bundle_dir(params.model_name) / "manifest.json").read_bytes()
+    reference = SklearnReference.read(pipeline_copy.candidate_reference)
+    assert reference.probabilities is not None
+    reference.probabilities[0] = [p + 0.01 for p in reference.probabilities[0]]
+    reference.write(pipeline_copy.candidate_reference)
+    with pytest.raises(ExportError, match="the conversion is not faithful"):
+        export.run(params, pipeline_copy)
+    assert (pipeline_copy.bundle_dir(params.model_name) / "manifest.json").read_bytes() == before
