@@ -226,6 +226,7 @@ def up(
     if existing is not None:
         if existing.alive():
             log.info("host %s is already up at %s", name, existing.address)
+            ensure_proxy(config)  # restarts the shared proxy if it died meanwhile
             return _host(config, existing)
         raise VpsError(f"host {name} exists but is not running: remove it with 'down {name}'")
     tarball = ensure_base(config)
