@@ -82,6 +82,8 @@ def _build(config: Config, mirror: DebianMirror, out: Path) -> None:
     build_log = _build_log(config)
     work = config.cache_dir / "build"
     work.mkdir(parents=True, exist_ok=True)
+    for stale in work.iterdir():  # left by a build that was killed; we hold the build lock
+        remove_tree(stale)
     root = Path(tempfile.mkdtemp(dir=work, prefix="rootfs."))
     # mkdtemp gives 0700; the guest's / inherits it and services like nginx then get EACCES.
     root.chmod(0o755)
