@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "BERTH_"
@@ -23,8 +23,8 @@ class Settings(BaseSettings):
         description="Bundle directory to serve (model file + manifest.json); usually a symlink "
         "that deploys repoint atomically.",
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", description="Lowest level of log records written."
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", description="Lowest level of log records written (any letter case)."
     )
     log_format: Literal["json", "text"] = Field(
         default="json",
@@ -40,3 +40,9 @@ class Settings(BaseSettings):
     max_records: int = Field(
         default=1000, ge=1, description="Largest number of records in one predict request."
     )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        """Accept `info` as well as `INFO`: gunicorn and Ansible spell levels in lower case."""
+        return value.upper() if isinstance(value, str) else value

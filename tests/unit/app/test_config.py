@@ -34,3 +34,16 @@ def test_invalid_value_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_every_field_is_documented() -> None:
     assert all(field.description for field in Settings.model_fields.values())
+
+
+def test_log_level_accepts_lower_case_as_ansible_writes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BERTH_LOG_LEVEL", "info")
+    assert Settings().log_level == "INFO"
+
+
+def test_unknown_log_level_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BERTH_LOG_LEVEL", "loud")
+    with pytest.raises(ValidationError, match="log_level"):
+        Settings()
