@@ -1,0 +1,93 @@
+"""Ask the demo VPS for a prediction through nginx and show how to do the same with curl.
+
+Usage: python -m berth.demo --host berth-demo [--project DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from berth.vps import Config, VpsError, get
+
+
+class DemoError(RuntimeError):
+    """The demo host did not answer as expected; the message says what to try."""
+
+
+def _request(url: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="POST" if data else "GET")
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:500]
+        raise DemoError(f"{req.method} {url} answered {exc.code}: {detail}") from exc
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise DemoError(f"{req.method} {url} failed: {exc}") from exc
+
+
+def sample_record(project: Path) -> dict[str, Any]:
+    """A real input row of the exported model: its first golden pair."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    name = params["export"]["model_name"]
+    manifest_path = project / "models" / name / "manifest.json"
+    if not manifest_path.exists():
+        raise DemoError(f"{manifest_path} is missing: run `make model` first.")
+    manifest = json.loads(manifest_path.read_text())
+    record: dict[str, Any] = manifest["golden"][0]["input"]
+    return record
+
+
+def run(host_name: str, project: Path) -> str:
+    try:
+        host = get(Config.from_env(), host_name)
+    except VpsError as exc:
+        raise DemoError(f"{exc} (start it with `make vps`)") from exc
+    base = f"http://{host.address}"
+    health = _request(f"{base}/health")
+    body = {"records": [sample_record(project)]}
+    answer = _request(f"{base}/v1/predict", body)
+    curl = (
+        f"curl -s -X POST {base}/v1/predict -H 'Content-Type: application/json' "
+        f"-d {shlex.quote(json.dumps(body, separators=(',', ':')))}"
+    )
+    return "\n".join(
+        [
+            "",
+            f"Berth answers on the throwaway VPS {host.name} (reachable from this machine only).",
+            f"  API:        {base}/  (health: {health.get('status', health)})",
+            f"  Model:      {answer.get('model_version')}",
+            f"  Try it:     {curl}",
+            f"  Prediction: {json.dumps(answer)}",
+            "  Remove it:  make demo-down",
+            "",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m berth.demo", description=__doc__)
+    parser.add_argument("--host", default="berth-demo", help="name of the demo VPS")
+    parser.add_argument("--project", type=Path, default=Path.cwd(), help="project checkout")
+    args = parser.parse_args(argv)
+    try:
+        print(run(args.host, args.project))  # noqa: T201
+    except DemoError as exc:
+        print(f"berth.demo: error: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
