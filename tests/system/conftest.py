@@ -1,0 +1,60 @@
+"""One freshly provisioned test VPS shared by the system tests that only read from it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from berth.vps import Host, write_inventory
+from tests.system.ansible_run import REPO, PlaybookRun, run_playbook
+from tests.vps.plugin import VpsFactory
+
+GROUPS = ("app", "lb", "monitoring")
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    host: Host
+    inventory: Path
+    first_run: PlaybookRun
+
+
+def make_inventory(directory: Path, hosts: list[Host]) -> Path:
+    """An inventory dir with the hosts and the local inventory's group_vars (deploy user, keys)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    names = [h.name for h in hosts]
+    write_inventory(directory / "hosts.yml", hosts, dict.fromkeys(GROUPS, names))
+    (directory / "group_vars").symlink_to(REPO / "inventory" / "local" / "group_vars")
+    return directory
+
+
+def bundle_manifest() -> dict[str, Any]:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    path = REPO / "models" / params["export"]["model_name"] / "manifest.json"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `make model` (dvc repro) before the system tests")
+    manifest: dict[str, Any] = json.loads(path.read_text())
+    return manifest
+
+
+@pytest.fixture(scope="module")
+def provisioned(
+    vps_factory: VpsFactory, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Provisioned]:
+    """A fresh host provisioned once by site.yml; destroyed when the module's tests are done."""
+    bundle_manifest()
+    host = vps_factory.create("sys")
+    try:
+        inventory = make_inventory(tmp_path_factory.mktemp("inventory"), [host])
+        run = run_playbook(inventory, "site.yml")
+        if run.returncode != 0:
+            pytest.fail(f"site.yml failed on a fresh host:\n{run.output[-6000:]}", pytrace=False)
+        yield Provisioned(host, inventory, run)
+    finally:
+        vps_factory.destroy(host)
