@@ -26,7 +26,7 @@ demo-down: system-deps ## Remove the demo VPS
 	$(TESTVPS) down $(DEMO_HOST)
 	rm -f $(LOCAL_INVENTORY)
 
-$(VENV)/.installed: requirements/control.txt
+$(VENV)/.installed: requirements/control.txt | system-deps
 	@echo "==> Installing the control-node tooling into $(VENV) (1-2 minutes the first time)"
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
