@@ -1,4 +1,4 @@
-"""One freshly provisioned test VPS shared by the system tests that only read from it."""
+"""One test VPS provisioned by site.yml, shared by every system test that does not break it."""
 
 from __future__ import annotations
 
@@ -43,11 +43,11 @@ def bundle_manifest() -> dict[str, Any]:
     return manifest
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def provisioned(
     vps_factory: VpsFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Provisioned]:
-    """A fresh host provisioned once by site.yml; destroyed when the module's tests are done."""
+    """A fresh host provisioned once by site.yml for the whole session, then destroyed."""
     bundle_manifest()
     host = vps_factory.create("sys")
     try:
