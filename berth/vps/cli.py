@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -36,8 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     target.add_argument("name", nargs="?")
     target.add_argument("--all", action="store_true")
     sub.add_parser("list", help="hosts: name, index, address, alive/dead")
-    ssh = sub.add_parser("ssh", help="ssh to a host as root (a command, or a shell)")
+    ssh = sub.add_parser("ssh", help="ssh to a host (a command, or a shell)")
     ssh.add_argument("name")
+    ssh.add_argument(
+        "--user",
+        default="root",
+        help="login user (default root; after site.yml root login is off: use --user deploy)",
+    )
     ssh.add_argument("cmd", nargs=argparse.REMAINDER)
     inv = sub.add_parser("inventory", help="write an Ansible YAML inventory for hosts")
     inv.add_argument("path", type=Path)
@@ -84,7 +90,8 @@ def _cmd_list(config: Config) -> int:
 
 
 def _cmd_ssh(config: Config, args: argparse.Namespace) -> int:
-    argv = host.ssh_argv(host.get(config, args.name), list(args.cmd))
+    target = dataclasses.replace(host.get(config, args.name), user=args.user)
+    argv = host.ssh_argv(target, list(args.cmd))
     sys.stdout.flush()
     os.execvp(argv[0], argv)
 
