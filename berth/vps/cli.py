@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     ssh.add_argument(
         "--user",
         default="root",
-        help="login user (default root; after site.yml root login is off: use --user deploy)",
+        help="login user, given before NAME (default root; after site.yml: --user deploy)",
     )
     ssh.add_argument("cmd", nargs=argparse.REMAINDER)
     inv = sub.add_parser("inventory", help="write an Ansible YAML inventory for hosts")
