@@ -15,6 +15,8 @@ from app.api.main import api_router
 from app.core.config import Settings
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
+from app.services.fallback import InProcessCache
+from app.services.inference import Predictor
 from app.services.model_store import ModelStore
 
 
@@ -23,18 +25,29 @@ class State(TypedDict):
 
     settings: Settings
     model_store: ModelStore
+    predictor: Predictor
 
 
 def make_lifespan(
-    settings: Settings,
+    settings: Settings, store: ModelStore | None = None
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[State]]:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
         # Each worker loads and checks the bundle once. A bad bundle does not stop the process:
         # /health stays 200 while /ready and /v1/* answer 503 with the reason.
-        store = ModelStore(settings.model_dir, threads=settings.inference_threads)
-        store.load()
-        yield {"settings": settings, "model_store": store}
+        model_store = store or ModelStore(settings.model_dir, threads=settings.inference_threads)
+        if model_store.model is None:
+            model_store.load()
+        predictor = Predictor(
+            InProcessCache(settings.fallback_cache_size),
+            budget_ms=settings.latency_budget_ms,
+            threads=settings.inference_pool_threads,
+            default=settings.fallback_default,
+        )
+        try:
+            yield {"settings": settings, "model_store": model_store, "predictor": predictor}
+        finally:
+            predictor.close()
 
     return lifespan
 
@@ -44,13 +57,14 @@ def operation_id(route: APIRoute) -> str:
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, store: ModelStore | None = None) -> FastAPI:
+    """The app; ``store`` replaces the model store built from ``settings`` (tests)."""
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_format)
     app = FastAPI(
         title="Berth",
         summary="Predictions from a verified model bundle.",
-        lifespan=make_lifespan(settings),
+        lifespan=make_lifespan(settings, store),
         generate_unique_id_function=operation_id,
     )
     app.add_middleware(RequestContextMiddleware)

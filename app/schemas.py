@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -53,7 +53,14 @@ class PredictResponse(BaseModel):
     )
     request_id: str
     fallback: bool = Field(
-        default=False, description="True when the answer did not come from the model."
+        default=False,
+        description="True when the answer did not come from the model but from the fallback "
+        "cache (the last answer for the same record and model version) or the default answer.",
+    )
+    fallback_reason: Literal["timeout", "model_error"] | None = Field(
+        default=None,
+        description="Why the model's answer was not used: it missed the latency budget "
+        "('timeout') or raised ('model_error'). Null when fallback is false.",
     )
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 
 from app.core.config import Settings
+from app.services.inference import Predictor
 from app.services.model_store import LoadedModel, ModelStore
 
 
@@ -18,6 +19,11 @@ def get_settings(request: Request) -> Settings:
 def get_model_store(request: Request) -> ModelStore:
     store: ModelStore = request.state.model_store
     return store
+
+
+def get_predictor(request: Request) -> Predictor:
+    predictor: Predictor = request.state.predictor
+    return predictor
 
 
 def get_request_id(request: Request) -> str:
@@ -38,4 +44,5 @@ def get_model(store: Annotated[ModelStore, Depends(get_model_store)]) -> LoadedM
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ModelStoreDep = Annotated[ModelStore, Depends(get_model_store)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
+PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.services.fallback import Answer
+
 ENV_PREFIX = "BERTH_"
 
 
@@ -39,6 +41,39 @@ class Settings(BaseSettings):
     )
     max_records: int = Field(
         default=1000, ge=1, description="Largest number of records in one predict request."
+    )
+
+    latency_budget_ms: float = Field(
+        default=100,
+        gt=0,
+        le=60_000,
+        description="Deadline of one predict request's inference, in milliseconds. Past it the "
+        "answer comes from the fallback cache or the default answer, flagged as a fallback.",
+    )
+    inference_pool_threads: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Threads per worker that run inference (a bounded pool, off the event loop). "
+        "Requests beyond them wait in a queue, and fall back if their budget runs out there.",
+    )
+    fallback_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        description="Records whose last answer each worker keeps for fallbacks (LRU); 0 keeps "
+        "none. Keys are hashes of model version and record, never raw feature values.",
+    )
+    fallback_default: Answer | None = Field(
+        default=None,
+        description='Answer for records with no cached answer, as JSON, e.g. {"prediction": '
+        '"class_0"} or {"prediction": 0.5}; optional "probabilities": {"class": p, ...}. '
+        "Unset: such requests get 503 when the model times out or fails.",
+    )
+    model_retry_seconds: float = Field(
+        default=5,
+        ge=0,
+        description="While a worker has no model, /ready and /v1/* try loading the bundle again "
+        "at most this often (seconds), and at once when the bundle path's target changed.",
     )
 
     @field_validator("log_level", mode="before")

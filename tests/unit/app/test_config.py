@@ -47,3 +47,22 @@ def test_unknown_log_level_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BERTH_LOG_LEVEL", "loud")
     with pytest.raises(ValidationError, match="log_level"):
         Settings()
+
+
+def test_fallback_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BERTH_LATENCY_BUDGET_MS", "25")
+    monkeypatch.setenv("BERTH_FALLBACK_CACHE_SIZE", "7")
+    monkeypatch.setenv("BERTH_FALLBACK_DEFAULT", '{"prediction": "class_0"}')
+    settings = Settings()
+    assert settings.latency_budget_ms == 25
+    assert settings.fallback_cache_size == 7
+    assert settings.fallback_default is not None
+    assert settings.fallback_default.prediction == "class_0"
+
+
+def test_fallback_default_is_optional_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().fallback_default is None
+    assert Settings().latency_budget_ms == 100
+    monkeypatch.setenv("BERTH_FALLBACK_DEFAULT", '{"answer": 1}')
+    with pytest.raises(ValidationError):
+        Settings()

@@ -1,0 +1,113 @@
+"""Predictions under a latency budget, with fallback answers.
+
+Inference runs in a small bounded thread pool, never on the event loop. If the model does not
+answer within the budget, or raises, each record's answer comes from the fallback cache (the last
+model answer for the same record and model version), else from the configured default answer.
+When some record has neither, ``NoFallbackError`` says why and the route answers 503.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
+from dataclasses import dataclass
+from typing import Literal, Protocol, cast
+
+from app.services.fallback import Answer, FallbackCache, record_key
+from app.services.model_store import Prediction
+
+log = logging.getLogger("berth.inference")
+
+FallbackReason = Literal["timeout", "model_error"]
+
+
+class Model(Protocol):
+    """What the predictor needs from a loaded model."""
+
+    @property
+    def version(self) -> str: ...
+
+    def predict(self, records: Sequence[Mapping[str, float]]) -> Prediction: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    predictions: list[str] | list[float]
+    probabilities: list[dict[str, float]] | None
+    fallback_reason: FallbackReason | None = None
+
+
+class NoFallbackError(Exception):
+    """The model gave no answer in time and there is nothing to fall back on."""
+
+    def __init__(self, reason: FallbackReason, missing: int) -> None:
+        self.reason = reason
+        self.missing = missing
+        what = "did not answer within the latency budget" if reason == "timeout" else "failed"
+        super().__init__(
+            f"the model {what} and {missing} record(s) have no cached answer and no default "
+            "answer is configured (BERTH_FALLBACK_DEFAULT); retry later"
+        )
+
+
+class Predictor:
+    """Runs ``model.predict`` in a bounded pool within ``budget_ms``; falls back otherwise."""
+
+    def __init__(
+        self,
+        cache: FallbackCache,
+        budget_ms: float,
+        threads: int,
+        default: Answer | None = None,
+    ) -> None:
+        self.cache = cache
+        self.budget_s = budget_ms / 1000
+        self.default = default
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="berth-infer")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def predict(self, model: Model, records: Sequence[Mapping[str, float]]) -> Outcome:
+        deadline = time.monotonic() + self.budget_s
+        keys = [record_key(model.version, record) for record in records]
+        future: Future[Prediction] = self._pool.submit(model.predict, records)
+        try:
+            result = future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeoutError:
+            future.cancel()  # still queued: never run it; already running: let it finish
+            return self._fallback(keys, "timeout")
+        except Exception:
+            log.exception("model error", extra={"model_version": model.version})
+            return self._fallback(keys, "model_error")
+        self._remember(keys, result)
+        return Outcome(result.predictions, result.probabilities)
+
+    def _remember(self, keys: Sequence[str], result: Prediction) -> None:
+        predictions: list[str | float] = list(result.predictions)
+        probabilities: list[dict[str, float] | None] = (
+            list(result.probabilities) if result.probabilities else [None] * len(keys)
+        )
+        self.cache.put_many(
+            [
+                (key, Answer(prediction=prediction, probabilities=probs))
+                for key, prediction, probs in zip(keys, predictions, probabilities, strict=True)
+            ]
+        )
+
+    def _fallback(self, keys: Sequence[str], reason: FallbackReason) -> Outcome:
+        answers = [cached or self.default for cached in self.cache.get_many(keys)]
+        found = [answer for answer in answers if answer is not None]
+        if len(found) < len(answers):
+            raise NoFallbackError(reason, len(answers) - len(found))
+        probabilities = [answer.probabilities for answer in found]
+        complete = [p for p in probabilities if p is not None]
+        return Outcome(
+            predictions=cast(list[str] | list[float], [answer.prediction for answer in found]),
+            # A default answer without probabilities leaves the whole response without them.
+            probabilities=complete if len(complete) == len(found) else None,
+            fallback_reason=reason,
+        )
