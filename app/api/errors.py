@@ -8,6 +8,8 @@ from fastapi import Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from app.core import metrics
+
 log = logging.getLogger("berth.errors")
 
 
@@ -22,9 +24,26 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
         {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
         for error in exc.errors()
     ]
+    for error in errors:
+        metrics.VALIDATION_FAILURES.labels(failed_field(error["loc"], error["type"])).inc()
     return JSONResponse(
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": errors}
     )
+
+
+def failed_field(loc: list[object], error_type: str) -> str:
+    """A bounded metric label for an error location.
+
+    ``body.records.<i>.<feature>`` gives the feature name (the manifest bounds those), unless the
+    feature is unknown (``extra_forbidden``): its name is the caller's choice.
+    """
+    if loc[:2] == ["body", "records"]:
+        if len(loc) >= 4 and isinstance(loc[3], str):
+            return "_unknown_feature" if error_type == "extra_forbidden" else loc[3]
+        return "records"
+    if len(loc) >= 2 and loc[0] == "query" and isinstance(loc[1], str):
+        return loc[1]  # query parameters are declared, so bounded
+    return "_request"
 
 
 async def unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.routes import health, models, predict
+from app.api.routes import health, metrics, models, predict
 
 api_router = APIRouter()
 api_router.include_router(health.router)
 api_router.include_router(predict.router)
 api_router.include_router(models.router)
+api_router.include_router(metrics.router)

@@ -1,4 +1,5 @@
-"""Request id and access log, as plain ASGI middleware (no per-request task overhead)."""
+"""Request id, access log and request metrics, as plain ASGI middleware (no per-request task
+overhead)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core import metrics
+
 REQUEST_ID_HEADER = "x-request-id"
+# Route label of requests no route matched: their paths are the caller's choice, so unbounded.
+UNMATCHED_ROUTE = "_unmatched"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 access_log = logging.getLogger("berth.access")
@@ -27,7 +32,8 @@ def request_id_from(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    """Put ``request_id`` in ``request.state``, echo it as a header, log one line per request."""
+    """Put ``request_id`` in ``request.state``, echo it as a header, log one line and count
+    each request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -48,17 +54,24 @@ class RequestContextMiddleware:
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
             await send(message)
 
+        metrics.HTTP_REQUESTS_IN_FLIGHT.inc()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            route = scope.get("route")
+            metrics.HTTP_REQUESTS_IN_FLIGHT.dec()
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None)
+            method = scope["method"]
+            route_label = route or UNMATCHED_ROUTE
+            metrics.HTTP_REQUESTS.labels(route_label, method, str(status)).inc()
+            metrics.HTTP_REQUEST_DURATION.labels(route_label, method).observe(elapsed)
             access_log.info(
                 "request",
                 extra={
                     "request_id": request_id,
-                    "method": scope["method"],
-                    "route": getattr(route, "path", scope["path"]),
+                    "method": method,
+                    "route": route or scope["path"],
                     "status": status,
-                    "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+                    "latency_ms": round(elapsed * 1000, 3),
                 },
             )

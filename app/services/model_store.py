@@ -17,6 +17,7 @@ import numpy as np
 import onnxruntime as ort
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from app.core import metrics
 from app.schemas import build_record_model
 from app.services.manifest import (
     MANIFEST_FILENAME,
@@ -245,9 +246,11 @@ class ModelStore:
             model = load_bundle(self.bundle_dir, self.threads)
         except BundleError as exc:
             self.error = str(exc)
+            metrics.MODEL_LOAD_FAILURES.inc()
             log.error("model load failed", extra={"error": self.error})
             return None
         self.model, self.error = model, None
+        metrics.MODEL_LOAD_DURATION.observe(time.perf_counter() - started)
         log.info(
             "model loaded",
             extra={

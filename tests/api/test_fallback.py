@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 from app.core.config import Settings
 from app.main import create_app
@@ -126,3 +127,25 @@ def test_model_error_without_fallback_is_503(
     response = _predict(client, sample_record)
     assert response.status_code == 503
     assert "failed" in response.json()["detail"]
+
+
+def test_fallbacks_are_counted_by_reason(
+    slow_with_default: tuple[TestClient, Sabotage], sample_record: dict[str, float]
+) -> None:
+    client, sabotage = slow_with_default
+    before = REGISTRY.get_sample_value("berth_fallbacks_total", {"reason": "model_error"}) or 0
+    sabotage.error = RuntimeError("model broke")
+    assert _predict(client, sample_record).json()["fallback"] is True
+    after = REGISTRY.get_sample_value("berth_fallbacks_total", {"reason": "model_error"})
+    assert after == before + 1
+
+
+def test_unavailable_fallbacks_are_counted(
+    slow: tuple[TestClient, Sabotage], sample_record: dict[str, float]
+) -> None:
+    client, sabotage = slow
+    labels = {"reason": "timeout"}
+    before = REGISTRY.get_sample_value("berth_fallback_unavailable_total", labels) or 0
+    sabotage.release.clear()
+    assert _predict(client, sample_record).status_code == 503
+    assert REGISTRY.get_sample_value("berth_fallback_unavailable_total", labels) == before + 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -9,8 +10,11 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from app.api.deps import ModelDep, PredictorDep, RequestIdDep, SettingsDep
+from app.core import metrics
 from app.schemas import ErrorResponse, PredictRequest, PredictResponse
-from app.services.inference import NoFallbackError
+from app.services.inference import NoFallbackError, Outcome
+from app.services.manifest import ClassificationOutput
+from app.services.model_store import LoadedModel
 
 router = APIRouter(prefix="/v1", tags=["predict"])
 
@@ -55,7 +59,9 @@ def predict(
     try:
         result = predictor.predict(model, records)
     except NoFallbackError as exc:
+        metrics.FALLBACKS_UNAVAILABLE.labels(exc.reason).inc()
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from None
+    count_predictions(model, result)
     return PredictResponse(
         model_version=model.version,
         predictions=result.predictions,
@@ -64,3 +70,13 @@ def predict(
         fallback=result.fallback_reason is not None,
         fallback_reason=result.fallback_reason,
     )
+
+
+def count_predictions(model: LoadedModel, result: Outcome) -> None:
+    fallback = result.fallback_reason is not None
+    if result.fallback_reason is not None:
+        metrics.FALLBACKS.labels(result.fallback_reason).inc()
+    is_classifier = isinstance(model.manifest.output, ClassificationOutput)
+    labels = Counter(str(p) if is_classifier else "" for p in result.predictions)
+    for label, count in labels.items():
+        metrics.PREDICTIONS.labels(model.version, label, str(fallback).lower()).inc(count)

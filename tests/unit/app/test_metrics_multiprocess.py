@@ -1,0 +1,123 @@
+"""Metrics in Gunicorn's multiprocess mode: each worker is a process writing to one directory.
+
+prometheus_client picks its mode when first imported, so every "worker" here is a subprocess
+with ``PROMETHEUS_MULTIPROC_DIR`` set; this test process only reads the directory.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from prometheus_client import CollectorRegistry, multiprocess
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.gunicorn_hooks import child_exit
+
+ROOT = Path(__file__).resolve().parents[3]
+
+WORKER = """
+import os, sys
+from pathlib import Path
+from fastapi.testclient import TestClient
+from app.core.config import Settings
+from app.main import create_app
+
+app = create_app(Settings(model_dir=Path(sys.argv[2]), log_level="ERROR"))
+with TestClient(app) as client:
+    for _ in range(int(sys.argv[1])):
+        assert client.get("/health").status_code == 200
+    if len(sys.argv) > 3:
+        sys.stdout.write(client.get("/metrics").text)
+print(os.getpid(), file=sys.stderr)
+"""
+
+
+def run_worker(metrics_dir: Path, requests: int, scrape: bool = False) -> str:
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    args = [sys.executable, "-c", WORKER, str(requests), str(metrics_dir / "no-bundle")]
+    result = subprocess.run(
+        [*args, "scrape"] if scrape else args,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+HEALTH_200 = (
+    "berth_http_requests_total",
+    (("method", "GET"), ("route", "/health"), ("status", "200")),
+)
+
+
+@pytest.fixture
+def metrics_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "metrics"
+    path.mkdir()
+    return path
+
+
+def test_two_workers_counters_add_up(metrics_dir: Path) -> None:
+    run_worker(metrics_dir, 3)
+    scraped = samples(run_worker(metrics_dir, 4, scrape=True))
+    assert scraped[HEALTH_200] == 7
+    assert scraped[("berth_model_load_failures_total", ())] == 2
+    hist = (
+        "berth_http_request_duration_seconds_count",
+        (("method", "GET"), ("route", "/health")),
+    )
+    assert scraped[hist] == 7
+
+
+def test_scrape_lists_every_metric_family(metrics_dir: Path) -> None:
+    scraped = samples(run_worker(metrics_dir, 1, scrape=True))
+    names = {name for name, _ in scraped}
+    assert {
+        "berth_http_requests_total",
+        "berth_http_request_duration_seconds_bucket",
+        "berth_http_requests_in_flight",
+        "berth_model_load_failures_total",
+    } <= names
+    # The scrape itself is in flight while the metrics are read.
+    assert scraped[("berth_http_requests_in_flight", ())] == 1
+
+
+def test_child_exit_drops_a_dead_workers_live_gauge(
+    metrics_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_worker(metrics_dir, 1)
+    gauges = sorted(metrics_dir.glob("gauge_livesum_*.db"))
+    assert len(gauges) == 1
+    pid = int(gauges[0].stem.rsplit("_", 1)[1])
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
+    child_exit(server=None, worker=SimpleNamespace(pid=pid))
+    assert not list(metrics_dir.glob("gauge_livesum_*.db"))
+    # Counters of the dead worker stay: they are totals, not live values.
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(metrics_dir))  # type: ignore[no-untyped-call]
+    assert registry.get_sample_value("berth_http_requests_total", dict(HEALTH_200[1])) == 1
+
+
+def test_child_exit_without_multiprocess_dir_does_nothing(
+    metrics_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (metrics_dir / "gauge_livesum_4242.db").write_bytes(b"")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    child_exit(server=None, worker=SimpleNamespace(pid=4242))
+    assert (metrics_dir / "gauge_livesum_4242.db").exists()
