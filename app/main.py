@@ -35,7 +35,11 @@ def make_lifespan(
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
         # Each worker loads and checks the bundle once. A bad bundle does not stop the process:
         # /health stays 200 while /ready and /v1/* answer 503 with the reason.
-        model_store = store or ModelStore(settings.model_dir, threads=settings.inference_threads)
+        model_store = store or ModelStore(
+            settings.model_dir,
+            threads=settings.inference_threads,
+            retry_seconds=settings.model_retry_seconds,
+        )
         if model_store.model is None:
             model_store.load()
         predictor = Predictor(

@@ -32,13 +32,14 @@ def get_request_id(request: Request) -> str:
 
 
 def get_model(store: Annotated[ModelStore, Depends(get_model_store)]) -> LoadedModel:
-    """The loaded model, or 503 saying why there is none."""
-    if store.model is None:
+    """The loaded model (retrying a failed load when due), or 503 saying why there is none."""
+    model = store.retry_if_due()
+    if model is None:
         raise HTTPException(
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             detail=f"no model loaded: {store.error}",
         )
-    return store.model
+    return model
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

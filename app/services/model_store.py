@@ -8,8 +8,9 @@ that fails any step is not served; the error says what is wrong and what to do.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -231,16 +232,35 @@ def _golden_difference(expected: GoldenOutput, result: Prediction, index: int) -
 
 
 class ModelStore:
-    """Holds the model a worker serves, or the reason it has none."""
+    """Holds the model a worker serves, or the reason it has none.
 
-    def __init__(self, bundle_dir: Path, threads: int = 1) -> None:
+    A worker without a model tries again (``retry_if_due``) when the bundle path points at a new
+    target, or at most every ``retry_seconds``; a worker with a model keeps it until a reload.
+    """
+
+    def __init__(
+        self,
+        bundle_dir: Path,
+        threads: int = 1,
+        retry_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.bundle_dir = bundle_dir
         self.threads = threads
+        self.retry_seconds = retry_seconds
         self.model: LoadedModel | None = None
         self.error: str | None = "model not loaded yet"
+        self._clock = clock
+        self._last_attempt: float | None = None
+        self._last_target: Path | None = None
+        self._loading = threading.Lock()
+
+    def _target(self) -> Path:
+        return self.bundle_dir.resolve()
 
     def load(self) -> LoadedModel | None:
         """Load the bundle; on failure keep the previous model (if any) and record the error."""
+        self._last_attempt, self._last_target = self._clock(), self._target()
         started = time.perf_counter()
         try:
             model = load_bundle(self.bundle_dir, self.threads)
@@ -260,3 +280,20 @@ class ModelStore:
             },
         )
         return model
+
+    def retry_if_due(self) -> LoadedModel | None:
+        """The model; without one, load again if the target changed or the retry time passed."""
+        if self.model is not None:
+            return self.model
+        due = (
+            self._last_attempt is None
+            or self._target() != self._last_target
+            or self._clock() - self._last_attempt >= self.retry_seconds
+        )
+        # One loader at a time; other requests answer 503 meanwhile instead of queueing.
+        if not due or not self._loading.acquire(blocking=False):
+            return None
+        try:
+            return self.load() if self.model is None else self.model
+        finally:
+            self._loading.release()

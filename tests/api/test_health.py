@@ -57,3 +57,16 @@ def test_openapi_has_stable_operation_ids(client: TestClient) -> None:
     assert paths["/v1/model"]["get"]["operationId"] == "models-read_model"
     assert "503" in paths["/v1/predict"]["post"]["responses"]
     assert "503" in paths["/ready"]["get"]["responses"]
+
+
+def test_ready_turns_ready_once_a_good_bundle_appears(bundle_dir: Path, tmp_path: Path) -> None:
+    link = tmp_path / "current"
+    link.symlink_to(tmp_path / "not-yet")
+    for client in client_for(Settings(model_dir=link, model_retry_seconds=3600)):
+        assert client.get("/ready").status_code == 503
+        assert client.post("/v1/predict", json={"records": [{}]}).status_code == 503
+        link.unlink()
+        link.symlink_to(bundle_dir)  # a deploy repoints the link
+        response = client.get("/ready")
+        assert response.status_code == 200
+        assert response.json()["status"] == "ready"

@@ -24,11 +24,15 @@ async def health() -> HealthResponse:
     responses={503: {"model": ReadyResponse, "description": "No verified model loaded."}},
 )
 def ready(store: ModelStoreDep) -> ReadyResponse | JSONResponse:
-    """A model is loaded and passed its golden check: this worker can take traffic."""
-    if store.model is None:
+    """A model is loaded and passed its golden check: this worker can take traffic.
+
+    Without one, the worker tries loading again when the bundle changed or the retry time passed.
+    """
+    model = store.retry_if_due()
+    if model is None:
         body = ReadyResponse(status="unavailable", detail=store.error)
         return JSONResponse(
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             content=body.model_dump(exclude_none=True),
         )
-    return ReadyResponse(status="ready", model_version=store.model.version)
+    return ReadyResponse(status="ready", model_version=model.version)

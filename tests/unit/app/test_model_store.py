@@ -189,3 +189,50 @@ def test_validate_records_reports_each_bad_field(bundle_copy: Path) -> None:
         ((1, "extra"), "extra_forbidden"),
         ((1, "ash"), "missing"),
     }
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_store_retries_when_the_bundle_link_is_repointed(
+    bundle_copy: Path, tmp_path: Path
+) -> None:
+    link = tmp_path / "current"
+    link.symlink_to(tmp_path / "absent")
+    clock = FakeClock()
+    store = ModelStore(link, retry_seconds=60, clock=clock)
+    assert store.load() is None
+    assert store.retry_if_due() is None  # same target, retry time not reached: no new attempt
+    assert store.error is not None and "no model bundle" in store.error
+    link.unlink()
+    link.symlink_to(bundle_copy)
+    model = store.retry_if_due()
+    assert model is not None
+    assert store.model is model and store.error is None
+
+
+def test_store_retries_the_same_target_after_the_retry_time(bundle_copy: Path) -> None:
+    (bundle_copy / "model.onnx").rename(bundle_copy.parent / "model.onnx.aside")
+    clock = FakeClock()
+    store = ModelStore(bundle_copy, retry_seconds=5, clock=clock)
+    assert store.load() is None
+    (bundle_copy.parent / "model.onnx.aside").rename(bundle_copy / "model.onnx")
+    clock.now += 4.9
+    assert store.retry_if_due() is None
+    clock.now += 0.1
+    assert store.retry_if_due() is not None
+
+
+def test_store_with_a_model_never_reloads_on_its_own(bundle_copy: Path) -> None:
+    clock = FakeClock()
+    store = ModelStore(bundle_copy, retry_seconds=0, clock=clock)
+    model = store.load()
+    assert model is not None
+    (bundle_copy / "model.onnx").write_bytes(b"broken")
+    clock.now += 3600
+    assert store.retry_if_due() is model
