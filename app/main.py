@@ -46,7 +46,7 @@ def make_lifespan(
             InProcessCache(settings.fallback_cache_size),
             budget_ms=settings.latency_budget_ms,
             threads=settings.inference_pool_threads,
-            default=settings.fallback_default,
+            default=settings.fallback_default.answer() if settings.fallback_default else None,
         )
         try:
             yield {"settings": settings, "model_store": model_store, "predictor": predictor}

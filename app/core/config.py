@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.services.fallback import Answer
+from app.services.fallback import DefaultAnswer
 
 ENV_PREFIX = "BERTH_"
 
@@ -63,7 +63,7 @@ class Settings(BaseSettings):
         description="Records whose last answer each worker keeps for fallbacks (LRU); 0 keeps "
         "none. Keys are hashes of model version and record, never raw feature values.",
     )
-    fallback_default: Answer | None = Field(
+    fallback_default: DefaultAnswer | None = Field(
         default=None,
         description='Answer for records with no cached answer, as JSON, e.g. {"prediction": '
         '"class_0"} or {"prediction": 0.5}; optional "probabilities": {"class": p, ...}. '

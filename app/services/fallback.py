@@ -9,30 +9,57 @@ backend (e.g. Redis) only has to implement ``get_many`` and ``put_many``.
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 
-class Answer(BaseModel):
+class Answer(NamedTuple):
     """One record's answer: what the model said, or the configured default."""
+
+    prediction: str | float
+    probabilities: dict[str, float] | None = None
+
+
+class DefaultAnswer(BaseModel):
+    """The configured answer for records with no cached one (``BERTH_FALLBACK_DEFAULT``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     prediction: str | float
     probabilities: dict[str, float] | None = None
 
+    def answer(self) -> Answer:
+        return Answer(self.prediction, self.probabilities)
+
+
+def record_keys(model_version: str, records: Sequence[Mapping[str, float]]) -> list[str]:
+    """Per record, the sha256 of the model version, the feature names and the values as
+    float64 in sorted-name order: equal inputs give equal keys, whatever their key order.
+
+    All records must have the same features (validated records do).
+    """
+    if not records:
+        return []
+    names = sorted(records[0])
+    prefix = hashlib.sha256("\0".join([model_version, *names]).encode("utf-8"))
+    # + 0.0 turns -0.0 into 0.0, so the two spellings of zero share a key.
+    values = np.array([[record[name] for name in names] for record in records], np.float64) + 0.0
+    keys = []
+    for row in values:
+        digest = prefix.copy()
+        digest.update(row.tobytes())
+        keys.append(digest.hexdigest())
+    return keys
+
 
 def record_key(model_version: str, record: Mapping[str, float]) -> str:
-    """sha256 of the model version and the record with sorted keys: equal inputs, equal keys."""
-    canonical = json.dumps(
-        [model_version, sorted(record.items())], separators=(",", ":"), allow_nan=False
-    )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    """The key of one record (see ``record_keys``)."""
+    return record_keys(model_version, [record])[0]
 
 
 class FallbackCache(Protocol):

@@ -16,7 +16,7 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
 from typing import Literal, Protocol, cast
 
-from app.services.fallback import Answer, FallbackCache, record_key
+from app.services.fallback import Answer, FallbackCache, record_keys
 from app.services.model_store import Prediction
 
 log = logging.getLogger("berth.inference")
@@ -73,7 +73,7 @@ class Predictor:
 
     def predict(self, model: Model, records: Sequence[Mapping[str, float]]) -> Outcome:
         deadline = time.monotonic() + self.budget_s
-        keys = [record_key(model.version, record) for record in records]
+        keys = record_keys(model.version, records)
         future: Future[Prediction] = self._pool.submit(model.predict, records)
         try:
             result = future.result(timeout=max(0.0, deadline - time.monotonic()))
@@ -93,7 +93,7 @@ class Predictor:
         )
         self.cache.put_many(
             [
-                (key, Answer(prediction=prediction, probabilities=probs))
+                (key, Answer(prediction, probs))
                 for key, prediction, probs in zip(keys, predictions, probabilities, strict=True)
             ]
         )

@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 
 from app.core.config import Settings
 from app.main import create_app
-from app.services.fallback import Answer
+from app.services.fallback import DefaultAnswer
 from app.services.model_store import ModelStore, Prediction
 
 
@@ -35,7 +35,7 @@ class Sabotage:
 
 
 def sabotaged_client(
-    bundle_dir: Path, default: Answer | None = None
+    bundle_dir: Path, default: DefaultAnswer | None = None
 ) -> Iterator[tuple[TestClient, Sabotage]]:
     settings = Settings(model_dir=bundle_dir, latency_budget_ms=50, fallback_default=default)
     store = ModelStore(bundle_dir)
@@ -57,7 +57,7 @@ def slow(bundle_dir: Path) -> Iterator[tuple[TestClient, Sabotage]]:
 
 @pytest.fixture
 def slow_with_default(bundle_dir: Path) -> Iterator[tuple[TestClient, Sabotage]]:
-    yield from sabotaged_client(bundle_dir, Answer(prediction="class_1"))
+    yield from sabotaged_client(bundle_dir, DefaultAnswer(prediction="class_1"))
 
 
 def _predict(client: TestClient, record: dict[str, float]) -> Any:

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import pytest
 
-from app.services.fallback import Answer, InProcessCache, record_key
+from app.services.fallback import Answer, InProcessCache, record_key, record_keys
 from app.services.inference import NoFallbackError, Predictor
 from app.services.model_store import Prediction
 
@@ -50,6 +50,19 @@ def test_record_key_ignores_key_order_and_depends_on_version() -> None:
     assert record_key("v1", {"a": 1.0, "b": 2.0}) == record_key("v1", {"b": 2.0, "a": 1.0})
     assert record_key("v1", RECORD) != record_key("v2", RECORD)
     assert record_key("v1", RECORD) != record_key("v1", {**RECORD, "b": 2.6})
+
+
+def test_record_keys_of_a_batch_match_single_keys_and_fold_negative_zero() -> None:
+    records = [RECORD, {"b": 0.0, "a": -0.0}, {"a": 1.0, "b": 2.5}]
+    keys = record_keys("v1", records)
+    assert keys == [record_key("v1", record) for record in records]
+    assert keys[0] == keys[2] != keys[1]
+    assert keys[1] == record_key("v1", {"a": 0.0, "b": 0.0})
+    assert record_keys("v1", []) == []
+
+
+def test_record_key_depends_on_feature_names() -> None:
+    assert record_key("v1", {"a": 1.0, "b": 2.0}) != record_key("v1", {"a": 1.0, "c": 2.0})
 
 
 def test_record_key_holds_no_feature_value() -> None:
