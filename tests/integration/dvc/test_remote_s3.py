@@ -43,6 +43,19 @@ def configure(repo: Repo, endpoint: str, bucket: str, *extra: str) -> None:
     )
 
 
+def remote_section(config: str, name: str) -> dict[str, str]:
+    """The options of ``['remote "<name>"']`` in a DVC config file's text."""
+    options: dict[str, str] = {}
+    inside = False
+    for line in config.splitlines():
+        if line.startswith("["):
+            inside = line == f"['remote \"{name}\"']"
+        elif inside and "=" in line:
+            key, _, value = line.partition("=")
+            options[key.strip()] = value.strip()
+    return options
+
+
 def drop_local_copies(repo: Repo, files: dict[str, bytes]) -> None:
     shutil.rmtree(repo.root / ".dvc" / "cache")
     for name in files:
@@ -70,11 +83,13 @@ def test_push_delete_cache_pull_gives_identical_bytes(
     files = add_data(repo)
     configure(repo, s3_endpoint, bucket)
 
-    config = repo.project_config
-    assert f"url = s3://{bucket}/berth/dvc" in config
-    assert "verify = true" in config
-    assert f"endpointurl = {s3_endpoint}" in config
-    assert "['remote \"local\"']" in config, "the local-directory remote must stay"
+    assert remote_section(repo.project_config, "s3") == {
+        "url": f"s3://{bucket}/berth/dvc",
+        "verify": "true",
+        "endpointurl": s3_endpoint,
+        "region": REGION,
+    }
+    assert remote_section(repo.project_config, "local"), "the local-directory remote must stay"
     assert repo.dvc("remote", "default").stdout.strip() == "s3"
     assert_no_secret_committed(repo)
     # No credentials were asked to be stored: DVC reads them from the environment.
@@ -116,7 +131,7 @@ def test_local_switches_the_default_back(repo: Repo, s3_endpoint: str, bucket: s
     assert repo.dvc("remote", "default").stdout.strip() == "s3"
     repo.python_m("ml.remote", "local")
     assert repo.dvc("remote", "default").stdout.strip() == "local"
-    assert "['remote \"s3\"']" in repo.project_config
+    assert remote_section(repo.project_config, "s3")["verify"] == "true"
 
 
 def corrupt_remote(s3: Any, bucket: str, content: bytes) -> None:
