@@ -85,14 +85,14 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Test VPS hosts for Molecule scenarios.")
     sub = parser.add_subparsers(dest="command", required=True)
-    up_cmd = sub.add_parser("up", help="remove recorded leftovers, then create one host per instance")
+    up_cmd = sub.add_parser("up", help="remove recorded leftovers, then one host per instance")
     up_cmd.add_argument("record", type=Path)
     up_cmd.add_argument("instances", nargs="+")
     up_cmd.add_argument("--user", required=True, help="login user written to the instance config")
     down_cmd = sub.add_parser("down", help="remove every host named in the record")
     down_cmd.add_argument("record", type=Path)
     args = parser.parse_args(argv)
-    # Ansible stops a task with SIGTERM: clean up like on Ctrl-C (berth.vps.up removes a half-made host).
+    # Ansible stops a task with SIGTERM: clean up as on Ctrl-C (up removes a half-made host).
     signal.signal(signal.SIGTERM, _interrupt)
     config = Config.from_env()
     try:
