@@ -65,9 +65,11 @@ lint: venv ## ruff, mypy, yamllint, ansible-lint, syntax check
 	$(BIN)/ansible-lint
 	$(BIN)/ansible-playbook -i inventory/example --syntax-check site.yml playbooks/*.yml
 
-test: lint system-deps model ## The whole test suite (lint, unit, API, system tests on fresh VPS hosts)
+test: lint system-deps model ## The whole test suite (lint, unit, API, system tests on fresh VPS hosts, molecule)
 	@echo "==> Tests"
 	$(BIN)/python -m pytest
+	@echo "==> Role scenarios (molecule, each on a fresh VPS)"
+	scripts/molecule-all.sh -q
 
 test-unit: venv ## Only the tests that need no VPS
 	$(BIN)/python -m pytest -m "not system"
