@@ -18,6 +18,7 @@ from app.core.middleware import RequestContextMiddleware
 from app.services.fallback import InProcessCache
 from app.services.inference import Predictor
 from app.services.model_store import ModelStore
+from app.services.observation import Observer
 
 
 class State(TypedDict):
@@ -47,11 +48,14 @@ def make_lifespan(
             budget_ms=settings.latency_budget_ms,
             threads=settings.inference_pool_threads,
             default=settings.fallback_default.answer() if settings.fallback_default else None,
+            observer=Observer.from_settings(settings),
         )
         try:
             yield {"settings": settings, "model_store": model_store, "predictor": predictor}
         finally:
             predictor.close()
+            if predictor.observer is not None:
+                predictor.observer.close()
 
     return lifespan
 

@@ -76,6 +76,36 @@ class Settings(BaseSettings):
         "at most this often (seconds), and at once when the bundle path's target changed.",
     )
 
+    # Observability (docs/observability.md).
+    drift_window: int = Field(
+        default=1000,
+        ge=10,
+        le=1_000_000,
+        description="Records per worker in the sliding window the drift PSI is computed over.",
+    )
+    drift_interval_seconds: float = Field(
+        default=10,
+        ge=0,
+        description="Least time between two PSI computations of a worker (seconds).",
+    )
+    prediction_log_path: Path | None = Field(
+        default=None,
+        description="Sampled prediction log (JSON lines with feature values, for audits), e.g. "
+        "/var/log/berth/predictions.jsonl. Unset: no prediction log.",
+    )
+    prediction_log_sample_rate: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Share of predict requests written to the prediction log (0 to 1).",
+    )
+    prediction_log_max_bytes: int = Field(
+        default=50_000_000, ge=1000, description="Size at which the prediction log is rotated."
+    )
+    prediction_log_backups: int = Field(
+        default=5, ge=0, le=1000, description="Rotated prediction log files kept."
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:

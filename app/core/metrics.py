@@ -11,7 +11,9 @@ Label values are bounded: routes are route templates, fields are manifest featur
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
+import numpy as np
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -40,6 +42,9 @@ LATENCY_BUCKETS_SECONDS = (
     2.5,
 )
 LOAD_BUCKETS_SECONDS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Scores are probabilities for classifiers (top class) and predicted values for regressors; the
+# buckets suit the first and still say something about a regressor scaled to about [0, 1].
+SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 
 HTTP_REQUESTS = Counter(
     "berth_http_requests",
@@ -84,10 +89,89 @@ MODEL_LOAD_FAILURES = Counter(
     "berth_model_load_failures", "Model bundle loads that failed verification or loading."
 )
 MODEL_LOAD_DURATION = Histogram(
-    "berth_model_load_duration_seconds",
+    "berth_model_load_seconds",
     "Time to verify and load a model bundle (successful loads).",
     buckets=LOAD_BUCKETS_SECONDS,
 )
+
+PREDICTION_SCORE = Histogram(
+    "berth_prediction_score",
+    "Model answers (not fallbacks): the top class probability for a classifier, the predicted "
+    "value for a regressor.",
+    buckets=SCORE_BUCKETS,
+)
+
+# Gauges below are per worker. In multiprocess mode each one says how the workers' values merge,
+# and every one uses a ``live*`` mode: a dead worker's value must not linger (``child_exit``
+# deletes its files). See docs/observability.md.
+MODEL_INFO = Gauge(
+    "berth_model_info",
+    "1 for the model (name, version) a live worker serves; two versions during a reload.",
+    ["name", "version"],
+    multiprocess_mode="livemax",
+)
+MODEL_CREATED = Gauge(
+    "berth_model_created_timestamp_seconds",
+    "Export time of the newest model a live worker serves (Unix seconds); the model's age is "
+    "time() - this.",
+    multiprocess_mode="livemax",
+)
+MODEL_READY = Gauge(
+    "berth_model_ready",
+    "1 when every live worker serves a verified model, 0 when any one has none.",
+    multiprocess_mode="livemin",
+)
+FEATURE_PSI = Gauge(
+    "berth_feature_psi",
+    "Population stability index of a feature's recent values (a sliding window per worker) "
+    "against the manifest's reference histogram; the worst live worker. Above 0.2: drifted.",
+    ["feature"],
+    multiprocess_mode="livemax",
+)
+PREDICTION_PSI = Gauge(
+    "berth_prediction_psi",
+    "Population stability index of recent predictions (classes, or binned values) against the "
+    "manifest's reference; the worst live worker.",
+    multiprocess_mode="livemax",
+)
+DRIFT_WINDOW_RECORDS = Gauge(
+    "berth_drift_window_records",
+    "Records in the drift windows the PSI gauges were last computed from, summed over live "
+    "workers; PSI values from few records are noisy.",
+    multiprocess_mode="livesum",
+)
+
+
+def model_loaded(name: str, version: str, created_timestamp: float) -> None:
+    """This worker now serves ``name``/``version``; forget the one it served before, if any."""
+    for labels in _served:
+        MODEL_INFO.labels(*labels).set(0)
+    _served[:] = [(name, version)]
+    MODEL_INFO.labels(name, version).set(1)
+    MODEL_CREATED.set(created_timestamp)
+    MODEL_READY.set(1)
+
+
+_served: list[tuple[str, str]] = []
+
+
+def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
+    """``histogram.observe(v)`` for every value, in one pass: one write per bucket touched
+    instead of several per value (in multiprocess mode each write is an mmap update).
+
+    Relies on prometheus_client's Histogram internals (per-bucket values, ``_sum``); the unit
+    test checks the result against plain ``observe``.
+    """
+    if not len(values):
+        return
+    array = np.asarray(values, dtype=np.float64)
+    bounds: list[float] = histogram._upper_bounds
+    # observe() counts a value in the first bucket whose upper bound is >= the value.
+    counts = np.bincount(np.searchsorted(bounds, array, side="left"), minlength=len(bounds))
+    buckets = histogram._buckets
+    for index in np.flatnonzero(counts):
+        buckets[index].inc(int(counts[index]))
+    histogram._sum.inc(float(array.sum()))
 
 
 def multiprocess_dir() -> str | None:

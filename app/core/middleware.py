@@ -7,6 +7,8 @@ import logging
 import re
 import time
 import uuid
+from contextvars import ContextVar
+from typing import Any
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,6 +21,15 @@ UNMATCHED_ROUTE = "_unmatched"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 access_log = logging.getLogger("berth.access")
+
+# Per request: a dict that code handling the request (even in a worker thread, which runs in a
+# copy of this context) fills with what the access log line should carry, e.g. model_version.
+_request_context: ContextVar[dict[str, Any] | None] = ContextVar("berth_request", default=None)
+
+
+def request_context() -> dict[str, Any]:
+    """The current request's log context (a throwaway dict outside a request)."""
+    return _request_context.get() or {}
 
 
 def request_id_from(scope: Scope) -> str:
@@ -44,6 +55,8 @@ class RequestContextMiddleware:
             return
         request_id = request_id_from(scope)
         scope.setdefault("state", {})["request_id"] = request_id
+        context: dict[str, Any] = {"request_id": request_id}
+        token = _request_context.set(context)
         started = time.perf_counter()
         status = 500
 
@@ -58,6 +71,7 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            _request_context.reset(token)
             metrics.HTTP_REQUESTS_IN_FLIGHT.dec()
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None)
@@ -68,7 +82,7 @@ class RequestContextMiddleware:
             access_log.info(
                 "request",
                 extra={
-                    "request_id": request_id,
+                    **context,
                     "method": method,
                     "route": route or scope["path"],
                     "status": status,

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, cast
 
 from app.services.fallback import Answer, FallbackCache, record_keys
+from app.services.manifest import Manifest
 from app.services.model_store import Prediction
+from app.services.observation import Observer
 
 log = logging.getLogger("berth.inference")
 
@@ -29,6 +31,9 @@ class Model(Protocol):
 
     @property
     def version(self) -> str: ...
+
+    @property
+    def manifest(self) -> Manifest: ...
 
     def predict(self, records: Sequence[Mapping[str, float]]) -> Prediction: ...
 
@@ -62,8 +67,10 @@ class Predictor:
         budget_ms: float,
         threads: int,
         default: Answer | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.cache = cache
+        self.observer = observer
         self.budget_s = budget_ms / 1000
         self.default = default
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="berth-infer")
@@ -72,6 +79,18 @@ class Predictor:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def predict(self, model: Model, records: Sequence[Mapping[str, float]]) -> Outcome:
+        outcome = self._predict(model, records)
+        if self.observer is not None:
+            self.observer.observe(
+                model.manifest,
+                records,
+                outcome.predictions,
+                outcome.probabilities,
+                outcome.fallback_reason,
+            )
+        return outcome
+
+    def _predict(self, model: Model, records: Sequence[Mapping[str, float]]) -> Outcome:
         deadline = time.monotonic() + self.budget_s
         keys = record_keys(model.version, records)
         future: Future[Prediction] = self._pool.submit(model.predict, records)

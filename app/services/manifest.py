@@ -60,6 +60,46 @@ class GoldenPair(_Frozen):
     output: GoldenOutput
 
 
+class NumericHistogram(_Frozen):
+    """Counts of training values between consecutive ``edges`` (k+1 increasing edges)."""
+
+    edges: Annotated[list[float], Field(min_length=2)]
+    counts: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _shape(self) -> NumericHistogram:
+        if len(self.edges) != len(self.counts) + 1:
+            raise ValueError("a histogram needs exactly one more edge than counts")
+        if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
+            raise ValueError("histogram edges must be strictly increasing")
+        return self
+
+
+class CategoricalHistogram(_Frozen):
+    """Counts of each value (a category, or a class for a classifier's predictions)."""
+
+    values: Annotated[list[str], Field(min_length=1)]
+    counts: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _shape(self) -> CategoricalHistogram:
+        if len(self.values) != len(self.counts):
+            raise ValueError("a categorical histogram needs one count per value")
+        if len(set(self.values)) != len(self.values):
+            raise ValueError("histogram values must be unique")
+        return self
+
+
+Histogram = NumericHistogram | CategoricalHistogram
+
+
+class Reference(_Frozen):
+    """Training-time distributions the server compares live traffic with (drift)."""
+
+    features: dict[str, Histogram]
+    predictions: Histogram
+
+
 class Manifest(_Frozen):
     """Everything the server needs to verify and serve a bundle, and nothing it has to execute."""
 
@@ -75,6 +115,8 @@ class Manifest(_Frozen):
     golden: Annotated[list[GoldenPair], Field(min_length=1)]
     git_rev: str
     created_at: datetime
+    # Not part of the version hash: the same model with a new reference is the same model.
+    reference: Reference | None = None
 
     @field_validator("features")
     @classmethod

@@ -271,6 +271,9 @@ class ModelStore:
             return None
         self.model, self.error = model, None
         metrics.MODEL_LOAD_DURATION.observe(time.perf_counter() - started)
+        metrics.model_loaded(
+            model.manifest.name, model.version, model.manifest.created_at.timestamp()
+        )
         log.info(
             "model loaded",
             extra={

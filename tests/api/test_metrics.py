@@ -22,7 +22,7 @@ def test_metrics_endpoint_serves_prometheus_text(client: TestClient) -> None:
         "berth_http_requests_total",
         "berth_http_request_duration_seconds_bucket",
         "berth_http_requests_in_flight",
-        "berth_model_load_duration_seconds_count",
+        "berth_model_load_seconds_count",
         "berth_model_load_failures_total",
     ):
         assert f"\n{name}" in text, name
