@@ -6,17 +6,21 @@ with ``PROMETHEUS_MULTIPROC_DIR`` set; this test process only reads the director
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.gunicorn_hooks import child_exit
+from app.services.drift import psi
+from tests.unit.app.reference_bundle import BINS, add_reference
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -121,3 +125,89 @@ def test_child_exit_without_multiprocess_dir_does_nothing(
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     child_exit(server=None, worker=SimpleNamespace(pid=4242))
     assert (metrics_dir / "gauge_livesum_4242.db").exists()
+
+
+PREDICT_WORKER = """
+import json, os, sys
+from pathlib import Path
+from fastapi.testclient import TestClient
+from app.core.config import Settings
+from app.main import create_app
+
+bundle, records = Path(sys.argv[1]), json.loads(sys.argv[2])
+settings = Settings(model_dir=bundle, log_level="ERROR", drift_window=10, drift_interval_seconds=0)
+with TestClient(create_app(settings)) as client:
+    if records:
+        assert client.post("/v1/predict", json={"records": records}).status_code == 200
+    if len(sys.argv) > 3:
+        sys.stdout.write(client.get("/metrics").text)
+print(os.getpid(), file=sys.stderr)
+"""
+
+
+def run_predict_worker(
+    metrics_dir: Path, bundle: Path, records: list[dict[str, float]], scrape: bool = False
+) -> tuple[int, str]:
+    """One worker process: predicts ``records`` once; returns its pid and optional scrape."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    args = [sys.executable, "-c", PREDICT_WORKER, str(bundle), json.dumps(records)]
+    result = subprocess.run(
+        [*args, "scrape"] if scrape else args,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return int(result.stderr.strip().splitlines()[-1]), result.stdout
+
+
+@pytest.fixture(scope="module")
+def reference_bundle(bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return add_reference(bundle_dir, tmp_path_factory.mktemp("ref") / "bundle")
+
+
+def golden(bundle: Path) -> list[dict[str, Any]]:
+    pairs: list[dict[str, Any]] = json.loads((bundle / "manifest.json").read_text())["golden"]
+    return pairs
+
+
+def test_two_workers_merge_model_and_drift_gauges(
+    metrics_dir: Path, reference_bundle: Path
+) -> None:
+    pairs = golden(reference_bundle)
+    manifest = json.loads((reference_bundle / "manifest.json").read_text())
+    same = [pairs[0]["input"]] * 10  # one bin per feature: strong drift
+    mixed = [pair["input"] for pair in pairs] * 2  # spread over bins: less drift
+    run_predict_worker(metrics_dir, reference_bundle, same)
+    _, text = run_predict_worker(metrics_dir, reference_bundle, mixed, scrape=True)
+    scraped = samples(text)
+    info = (("name", manifest["name"]), ("version", manifest["version"]))
+    assert scraped[("berth_model_info", info)] == 1  # livemax: not 2
+    assert scraped[("berth_model_ready", ())] == 1
+    assert scraped[("berth_prediction_score_count", ())] == 20  # counters add up
+    assert scraped[("berth_drift_window_records", ())] == 20  # livesum
+    # livemax: the merged PSI is the worse worker's, the one that saw a single bin.
+    counts = [0] * BINS
+    feature = manifest["features"][0]
+    low, high = feature["min"], feature["max"]
+    edges = [low + i * (high - low) / BINS for i in range(1, BINS)]
+    counts[sum(pairs[0]["input"][feature["name"]] >= edge for edge in edges)] = 10
+    psi_same = psi([25] * BINS, counts)
+    assert scraped[("berth_feature_psi", (("feature", feature["name"]),))] == pytest.approx(
+        psi_same
+    )
+
+
+def test_model_ready_is_zero_while_any_live_worker_has_no_model(
+    metrics_dir: Path, reference_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_model_pid, _ = run_predict_worker(metrics_dir, metrics_dir / "no-bundle", [])
+    _, text = run_predict_worker(metrics_dir, reference_bundle, [], scrape=True)
+    assert samples(text)[("berth_model_ready", ())] == 0  # livemin
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
+    child_exit(server=None, worker=SimpleNamespace(pid=no_model_pid))
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(metrics_dir))  # type: ignore[no-untyped-call]
+    assert registry.get_sample_value("berth_model_ready", {}) == 1

@@ -1,0 +1,189 @@
+"""Observation through the real app: score histogram, drift gauges, model gauges, access log
+and the sampled prediction log (this process's default registry; multiprocess in
+test_metrics_multiprocess.py)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY, Histogram
+
+from app.core import metrics
+from app.core.config import Settings
+from app.core.logging import JsonFormatter
+from app.main import create_app
+from app.services.drift import psi
+from tests.unit.app.reference_bundle import BINS, add_reference
+
+WINDOW = 10
+
+
+@pytest.fixture(scope="module")
+def reference_bundle(bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return add_reference(bundle_dir, tmp_path_factory.mktemp("ref") / "bundle")
+
+
+@pytest.fixture(scope="module")
+def manifest(reference_bundle: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((reference_bundle / "manifest.json").read_text())
+    return data
+
+
+def make_client(reference_bundle: Path, tmp_path: Path, **settings: Any) -> TestClient:
+    return TestClient(
+        create_app(
+            Settings(
+                model_dir=reference_bundle,
+                drift_window=WINDOW,
+                drift_interval_seconds=0,
+                log_level="INFO",
+                **settings,
+            )
+        )
+    )
+
+
+@pytest.fixture
+def client(reference_bundle: Path, tmp_path: Path) -> Iterator[TestClient]:
+    with make_client(reference_bundle, tmp_path) as client:
+        yield client
+
+
+def value(metric: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(metric, labels)
+
+
+def test_model_gauges_describe_the_loaded_model(
+    client: TestClient, manifest: dict[str, Any]
+) -> None:
+    from datetime import datetime
+
+    assert value("berth_model_info", name=manifest["name"], version=manifest["version"]) == 1
+    created = datetime.fromisoformat(manifest["created_at"]).timestamp()
+    assert value("berth_model_created_timestamp_seconds") == created
+    assert value("berth_model_ready") == 1
+    assert "berth_model_info{" in client.get("/metrics").text
+
+
+def test_drift_gauges_follow_the_window(client: TestClient, manifest: dict[str, Any]) -> None:
+    record = manifest["golden"][0]["input"]
+    expected_class = manifest["golden"][0]["output"]["prediction"]
+    classes = manifest["output"]["classes"]
+    response = client.post("/v1/predict", json={"records": [record] * WINDOW})
+    assert response.status_code == 200
+    for feature in manifest["features"]:
+        low, high = feature["min"], feature["max"]
+        edges = [low + i * (high - low) / BINS for i in range(1, BINS)]
+        bin_index = sum(record[feature["name"]] >= edge for edge in edges)
+        counts = [0] * BINS
+        counts[bin_index] = WINDOW
+        got = value("berth_feature_psi", feature=feature["name"])
+        assert got == pytest.approx(psi([25] * BINS, counts)), feature["name"]
+    predicted = [0] * (len(classes) + 1)
+    predicted[classes.index(expected_class)] = WINDOW
+    assert value("berth_prediction_psi") == pytest.approx(
+        psi([10] * len(classes) + [0], predicted)
+    )
+    assert value("berth_drift_window_records") == WINDOW
+    text = client.get("/metrics").text
+    assert 'berth_feature_psi{feature="alcohol"}' in text
+
+
+def test_prediction_scores_are_observed(client: TestClient, manifest: dict[str, Any]) -> None:
+    records = [pair["input"] for pair in manifest["golden"]]
+    top = [max(pair["output"]["probabilities"].values()) for pair in manifest["golden"]]
+    count = value("berth_prediction_score_count") or 0
+    total = value("berth_prediction_score_sum") or 0
+    above_09 = value("berth_prediction_score_bucket", le="0.9") or 0
+    assert client.post("/v1/predict", json={"records": records}).status_code == 200
+    assert value("berth_prediction_score_count") == count + len(records)
+    assert value("berth_prediction_score_sum") == pytest.approx(total + sum(top), abs=1e-5)
+    assert value("berth_prediction_score_bucket", le="0.9") == above_09 + sum(
+        p <= 0.9 for p in top
+    )
+
+
+def test_observe_many_equals_observe_one_by_one() -> None:
+    values = [0.0, 0.05, 0.1, 0.1000001, 0.5, 0.95, 0.99, 1.0, 1.5, 7.0, -1.0]
+    one = Histogram("t_one", "one by one", buckets=metrics.SCORE_BUCKETS, registry=None)
+    many = Histogram("t_many", "in one pass", buckets=metrics.SCORE_BUCKETS, registry=None)
+    for v in values:
+        one.observe(v)
+    metrics.observe_many(many, values)
+    metrics.observe_many(many, [])
+    one_samples = {
+        (s.name[5:], s.labels.get("le")): s.value for s in next(iter(one.collect())).samples
+    }
+    many_samples = {
+        (s.name[6:], s.labels.get("le")): s.value for s in next(iter(many.collect())).samples
+    }
+    del one_samples[("_created", None)], many_samples[("_created", None)]
+    assert many_samples == pytest.approx(one_samples)
+    assert many_samples[("_bucket", "0.1")] == 4  # -1, 0, 0.05 and 0.1 itself
+
+
+def test_access_log_has_model_version_and_no_feature_values(
+    client: TestClient, manifest: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    record = manifest["golden"][0]["input"]
+    logger = logging.getLogger("berth.access")
+    logger.addHandler(caplog.handler)
+    try:
+        response = client.post(
+            "/v1/predict", json={"records": [record]}, headers={"x-request-id": "audit-1"}
+        )
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert response.status_code == 200
+    line = next(JsonFormatter().format(r) for r in caplog.records if r.name == "berth.access")
+    entry = json.loads(line)
+    assert entry["request_id"] == "audit-1"
+    assert entry["model_version"] == manifest["version"]
+    assert entry["status"] == 200 and entry["latency_ms"] > 0
+    for feature, number in record.items():
+        assert feature not in line
+        assert str(number) not in line.replace(str(entry["latency_ms"]), "")
+
+
+def test_prediction_log_samples_requests(
+    reference_bundle: Path, tmp_path: Path, manifest: dict[str, Any]
+) -> None:
+    record = manifest["golden"][0]["input"]
+    path = tmp_path / "log" / "predictions.jsonl"
+    with make_client(
+        reference_bundle, tmp_path, prediction_log_path=path, prediction_log_sample_rate=1
+    ) as client:
+        for i in range(3):
+            response = client.post(
+                "/v1/predict?probabilities=true",
+                json={"records": [record]},
+                headers={"x-request-id": f"req-{i}"},
+            )
+            assert response.status_code == 200
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["request_id"] for line in lines] == ["req-0", "req-1", "req-2"]
+    assert lines[0]["records"] == [record]
+    assert lines[0]["model_version"] == manifest["version"]
+    assert lines[0]["predictions"] == response.json()["predictions"]
+    assert lines[0]["probabilities"] == response.json()["probabilities"]
+    assert lines[0]["fallback_reason"] is None
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_prediction_log_off_by_default_and_at_rate_zero(
+    reference_bundle: Path, tmp_path: Path, manifest: dict[str, Any]
+) -> None:
+    record = manifest["golden"][0]["input"]
+    path = tmp_path / "predictions.jsonl"
+    with make_client(
+        reference_bundle, tmp_path, prediction_log_path=path, prediction_log_sample_rate=0
+    ) as client:
+        assert client.post("/v1/predict", json={"records": [record]}).status_code == 200
+    assert not path.exists() or path.read_text() == ""
+    assert Settings().prediction_log_path is None
