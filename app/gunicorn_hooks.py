@@ -19,3 +19,13 @@ def child_exit(server: Any, worker: Any) -> None:
     path = os.environ.get(MULTIPROC_DIR_ENV)
     if path:
         multiprocess.mark_process_dead(worker.pid, path)  # type: ignore[no-untyped-call]
+
+
+def on_starting(server: Any) -> None:
+    """The master starts: empty the multiprocess directory, so no sample of an earlier run
+    survives (systemd's RuntimeDirectory= does this too; this covers runs outside systemd)."""
+    path = os.environ.get(MULTIPROC_DIR_ENV)
+    if path and os.path.isdir(path):
+        for entry in os.scandir(path):
+            if entry.name.endswith(".db") and entry.is_file():
+                os.unlink(entry.path)

@@ -1,0 +1,301 @@
+"""Serving benchmark on this machine's loopback: nginx -> Gunicorn (uvicorn workers, unix
+socket) -> the API serving a model bundle, driven by wrk with keep-alive; in the same run a raw
+ASGI app returning constant JSON behind the same nginx and Gunicorn setup (the floor).
+
+    python -m bench.serving [--duration 10] [--bundle models/wine-classifier]
+
+Prints one table of figures and whether each target of docs/observability.md is met. Needs the
+Debian packages nginx and wrk (requirements/apt.txt) and a model bundle (``make model``).
+Gunicorn settings (workers, keepalive, max_requests) come from roles/app/defaults/main.yml, so
+the figures are those of the deployed configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ROLE_DEFAULTS = ROOT / "roles" / "app" / "defaults" / "main.yml"
+
+# Targets (issue 4): figures on this 2-core machine.
+TARGET_RPS = 5000
+TARGET_P99_MS = 15.0
+TARGET_FLOOR_SHARE = 0.40
+TARGET_P50_C1_MS = 1.0
+TARGET_ROWS_PER_S = 200_000
+TARGET_RSS_MB = 100.0
+
+GUNICORN_CONF = """
+from app.gunicorn_hooks import child_exit, on_starting  # noqa: F401
+bind = "unix:{socket}"
+worker_class = "uvicorn_worker.UvicornWorker"
+workers = {workers}
+keepalive = {keepalive}
+max_requests = {max_requests}
+max_requests_jitter = {max_requests_jitter}
+worker_tmp_dir = "/dev/shm"
+preload_app = False
+accesslog = None
+errorlog = "{errorlog}"
+loglevel = "warning"
+"""
+
+NGINX_CONF = """
+daemon off;
+master_process on;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    client_max_body_size 1m;
+    upstream app {{ server unix:{tmp}/app.sock fail_timeout=0; keepalive 16; }}
+    upstream floor {{ server unix:{tmp}/floor.sock fail_timeout=0; keepalive 16; }}
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $host;
+    proxy_set_header X-Request-ID $request_id;
+    server {{ listen 127.0.0.1:{app_port}; location / {{ proxy_pass http://app; }} }}
+    server {{ listen 127.0.0.1:{floor_port}; location / {{ proxy_pass http://floor; }} }}
+}}
+"""
+
+# wrk: POST the body in BODY_FILE, then print the figures as one JSON line.
+WRK_SCRIPT = """
+local f = io.open(os.getenv("BENCH_BODY"), "r")
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "max_us": %d, ' ..
+    '"errors": %d, "non2xx": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    latency.max, e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Run:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def need(program: str) -> str:
+    path = shutil.which(program) or shutil.which(program, path="/usr/sbin:/usr/bin")
+    if path is None:
+        sys.exit(f"{program} is not installed: run `make system-deps` (requirements/apt.txt)")
+    return path
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=2, trust_env=False).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    sys.exit(f"{url} not ready after {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def wrk(url: str, body: Path, script: Path, connections: int, seconds: int) -> Run:
+    threads = min(2, connections)
+    result = subprocess.run(
+        [need("wrk"), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
+        env={**os.environ, "BENCH_BODY": str(body)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    line = next(x for x in result.stdout.splitlines() if x.startswith("BENCH "))
+    data = json.loads(line[6:])
+    return Run(
+        requests=data["requests"],
+        seconds=data["duration_us"] / 1e6,
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        errors=data["errors"] + data["non2xx"],
+    )
+
+
+def worker_rss_mb(master_pid: int) -> list[float]:
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    sizes = []
+    for pid in children:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                sizes.append(int(line.split()[1]) / 1024)
+    return sizes
+
+
+def gunicorn_settings(max_requests: int | None) -> dict[str, Any]:
+    defaults = yaml.safe_load(ROLE_DEFAULTS.read_text())
+    return {
+        "workers": int(defaults["app_gunicorn_workers"]),
+        "keepalive": int(defaults["app_gunicorn_keepalive"]),
+        "max_requests": int(
+            defaults["app_gunicorn_max_requests"] if max_requests is None else max_requests
+        ),
+        "max_requests_jitter": int(defaults["app_gunicorn_max_requests_jitter"]),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--bundle", type=Path, default=ROOT / "models" / "wine-classifier")
+    parser.add_argument(
+        "--max-requests",
+        type=int,
+        default=None,
+        help="Gunicorn max_requests (default: the app role's app_gunicorn_max_requests)",
+    )
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    bundle = args.bundle.resolve()
+    if not (bundle / "manifest.json").is_file():
+        sys.exit(f"no model bundle at {bundle}: run `make model` first")
+    nginx = need("nginx")
+    need("wrk")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    record = manifest["golden"][0]["input"]
+    gunicorn = gunicorn_settings(args.max_requests)
+
+    with tempfile.TemporaryDirectory(prefix="berth-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        tmp.chmod(0o755)  # nginx workers (an unprivileged user when run as root) reach the sockets
+        (tmp / "metrics").mkdir()
+        app_port, floor_port = free_port(), free_port()
+        (tmp / "one.json").write_text(json.dumps({"records": [record]}))
+        (tmp / "batch.json").write_text(json.dumps({"records": [record] * 100}))
+        script = tmp / "post.lua"
+        script.write_text(WRK_SCRIPT)
+        (tmp / "nginx.conf").write_text(
+            NGINX_CONF.format(tmp=tmp, app_port=app_port, floor_port=floor_port)
+        )
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
+            "BERTH_MODEL_DIR": str(bundle),
+            "BERTH_LOG_LEVEL": "INFO",  # production default: one access log line per request
+            "BERTH_LOG_FORMAT": "json",
+        }
+        bin_dir = Path(sys.executable).parent
+        for name in ("app", "floor"):
+            (tmp / f"{name}.conf.py").write_text(
+                GUNICORN_CONF.format(
+                    socket=tmp / f"{name}.sock", errorlog=tmp / f"{name}-error.log", **gunicorn
+                )
+            )
+
+        def gunicorn_args(name: str, target: str) -> list[str]:
+            return [str(bin_dir / "gunicorn"), "-c", str(tmp / f"{name}.conf.py"), target]
+
+        with (
+            process(gunicorn_args("app", "app.main:app"), env, tmp / "app.log") as app,
+            process(gunicorn_args("floor", "bench.floor:app"), env, tmp / "floor.log") as floor,
+            process([nginx, "-c", str(tmp / "nginx.conf")], env, tmp / "nginx.log") as ngx,
+        ):
+            app_url, floor_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{floor_port}"
+            wait_ready(f"{app_url}/ready", app, tmp / "app.log")
+            wait_ready(f"{floor_url}/", floor, tmp / "floor.log")
+            if ngx.poll() is not None:
+                sys.exit((tmp / "nginx.log").read_text())
+            one, batch = tmp / "one.json", tmp / "batch.json"
+            predict = f"{app_url}/v1/predict"
+            print(f"wrk runs of {args.duration} s each; gunicorn {gunicorn}", flush=True)
+            wrk(predict, one, script, 32, 2)  # warm up
+            floor_run = wrk(f"{floor_url}/", one, script, 32, args.duration)
+            single = wrk(predict, one, script, 32, args.duration)
+            serial = wrk(predict, one, script, 1, args.duration)
+            batches = wrk(predict, batch, script, 8, args.duration)
+            rss = worker_rss_mb(app.pid)
+            app_log = (tmp / "app-error.log").read_text()
+
+    share = single.rps / floor_run.rps
+    rows = [
+        ("floor: constant JSON, c32", f"{floor_run.rps:,.0f} req/s", f"p99 {floor_run.p99_ms:.2f} ms", None),
+        ("single row, c32", f"{single.rps:,.0f} req/s", f">= {TARGET_RPS:,}", single.rps >= TARGET_RPS),
+        ("single row, c32 p99", f"{single.p99_ms:.2f} ms", f"<= {TARGET_P99_MS} ms", single.p99_ms <= TARGET_P99_MS),
+        ("single row, c32 / floor", f"{share:.0%}", f">= {TARGET_FLOOR_SHARE:.0%}", share >= TARGET_FLOOR_SHARE),
+        ("single row, c1 p50", f"{serial.p50_ms:.3f} ms", f"<= {TARGET_P50_C1_MS} ms", serial.p50_ms <= TARGET_P50_C1_MS),
+        ("100-row batches, c8", f"{batches.rps * 100:,.0f} rows/s", f">= {TARGET_ROWS_PER_S:,}", batches.rps * 100 >= TARGET_ROWS_PER_S),
+        ("RSS per worker", " / ".join(f"{x:.0f} MB" for x in rss), f"<= {TARGET_RSS_MB:.0f} MB", bool(rss) and max(rss) <= TARGET_RSS_MB),
+    ]  # fmt: skip
+    print(f"\n{'measure':<28} {'figure':<22} {'target':<16} result")
+    for name, figure, target, ok in rows:
+        verdict = "" if ok is None else ("PASS" if ok else "FAIL")
+        print(f"{name:<28} {figure:<22} {target:<16} {verdict}")
+    errors = floor_run.errors + single.errors + serial.errors + batches.errors
+    print(
+        f"\nc1: {serial.rps:,.0f} req/s, p99 {serial.p99_ms:.2f} ms; batches: "
+        f"{batches.rps:,.0f} req/s, p99 {batches.p99_ms:.2f} ms; errors/non-2xx: {errors}"
+    )
+    if errors:
+        print(f"app log tail:\n{app_log[-2000:]}")
+    failed = errors > 0 or any(ok is False for *_, ok in rows)
+    return 1 if failed and args.strict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
