@@ -5,35 +5,37 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from starlette.concurrency import run_in_threadpool
 
 from app.core.config import Settings
 from app.services.inference import Predictor
 from app.services.model_store import LoadedModel, ModelStore
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.state.settings
     return settings
 
 
-def get_model_store(request: Request) -> ModelStore:
+async def get_model_store(request: Request) -> ModelStore:
     store: ModelStore = request.state.model_store
     return store
 
 
-def get_predictor(request: Request) -> Predictor:
+async def get_predictor(request: Request) -> Predictor:
     predictor: Predictor = request.state.predictor
     return predictor
 
 
-def get_request_id(request: Request) -> str:
+async def get_request_id(request: Request) -> str:
     request_id: str = request.state.request_id
     return request_id
 
 
-def get_model(store: Annotated[ModelStore, Depends(get_model_store)]) -> LoadedModel:
-    """The loaded model (retrying a failed load when due), or 503 saying why there is none."""
-    model = store.retry_if_due()
+async def get_model(store: Annotated[ModelStore, Depends(get_model_store)]) -> LoadedModel:
+    """The loaded model (retrying a failed load when due, in a thread), or 503 saying why
+    there is none. Dependencies are ``async``: a plain ``def`` costs a thread handoff each."""
+    model = store.model or await run_in_threadpool(store.retry_if_due)
     if model is None:
         raise HTTPException(
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,

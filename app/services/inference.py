@@ -8,6 +8,7 @@ When some record has neither, ``NoFallbackError`` says why and the route answers
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -79,7 +80,36 @@ class Predictor:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def predict(self, model: Model, records: Sequence[Mapping[str, float]]) -> Outcome:
+        """Blocking form, for callers in a thread: waits on the pool's future."""
         outcome = self._predict(model, records)
+        self._observe(model, records, outcome)
+        return outcome
+
+    async def predict_async(
+        self, model: Model, records: Sequence[Mapping[str, float]]
+    ) -> Outcome:
+        """For the event loop: awaits the pool's future, so no request thread is tied up."""
+        deadline = time.monotonic() + self.budget_s
+        keys = record_keys(model.version, records)
+        future: Future[Prediction] = self._pool.submit(model.predict, records)
+        try:
+            result = await asyncio.wait_for(
+                asyncio.wrap_future(future), max(0.0, deadline - time.monotonic())
+            )
+        except asyncio.TimeoutError:  # the wrapper's cancel cancels a still-queued call
+            outcome = self._fallback(keys, "timeout")
+        except Exception:
+            log.exception("model error", extra={"model_version": model.version})
+            outcome = self._fallback(keys, "model_error")
+        else:
+            self._remember(keys, result)
+            outcome = Outcome(result.predictions, result.probabilities)
+        self._observe(model, records, outcome)
+        return outcome
+
+    def _observe(
+        self, model: Model, records: Sequence[Mapping[str, float]], outcome: Outcome
+    ) -> None:
         if self.observer is not None:
             self.observer.observe(
                 model.manifest,
@@ -88,7 +118,6 @@ class Predictor:
                 outcome.probabilities,
                 outcome.fallback_reason,
             )
-        return outcome
 
     def _predict(self, model: Model, records: Sequence[Mapping[str, float]]) -> Outcome:
         deadline = time.monotonic() + self.budget_s

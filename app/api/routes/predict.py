@@ -1,4 +1,5 @@
-"""Predictions. Plain ``def``: inference is CPU-bound and runs in the threadpool."""
+"""Predictions. ``async``: validation is short; inference runs in the predictor's own bounded
+pool, awaited, so no extra thread handoff per request."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ router = APIRouter(prefix="/v1", tags=["predict"])
         }
     },
 )
-def predict(
+async def predict(
     body: PredictRequest,
     model: ModelDep,
     settings: SettingsDep,
@@ -57,7 +58,7 @@ def predict(
             [{**error, "loc": ("body", "records", *error["loc"])} for error in exc.errors()]
         ) from None
     try:
-        result = predictor.predict(model, records)
+        result = await predictor.predict_async(model, records)
     except NoFallbackError as exc:
         metrics.FALLBACKS_UNAVAILABLE.labels(exc.reason).inc()
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from None

@@ -1,0 +1,99 @@
+"""Profile the predict path in process, without network: the ASGI app called directly.
+
+    python -m bench.profile_predict [--rows 1] [--requests 3000] [--profile]
+
+Prints microseconds per request (mean of the timed loop); with ``--profile``, the cProfile top
+entries by cumulative time. Use it for before/after comparisons of the hot path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import logging
+import pstats
+import time
+from pathlib import Path
+from typing import Any
+
+from app.core.config import Settings
+from app.main import create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def run(app: Any, body: bytes, requests: int) -> float:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/predict",
+        "raw_path": b"/v1/predict",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"host", b"bench")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    statuses = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    state: dict[str, Any] = {}
+    lifespan_queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await lifespan_queue.put({"type": "lifespan.startup"})
+    started = asyncio.Event()
+
+    async def lifespan_send(message: dict[str, Any]) -> None:
+        if message["type"] == "lifespan.startup.complete":
+            started.set()
+
+    lifespan = asyncio.create_task(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": state},
+            lifespan_queue.get, lifespan_send)
+    )
+    await started.wait()
+    for _ in range(200):  # warm up
+        await app({**scope, "state": dict(state)}, receive, send)
+    begin = time.perf_counter()
+    for _ in range(requests):
+        await app({**scope, "state": dict(state)}, receive, send)
+    elapsed = time.perf_counter() - begin
+    await lifespan_queue.put({"type": "lifespan.shutdown"})
+    await lifespan
+    assert set(statuses) == {200}, set(statuses)
+    return elapsed / requests * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--bundle", type=Path, default=ROOT / "models" / "wine-classifier")
+    args = parser.parse_args()
+    manifest = json.loads((args.bundle / "manifest.json").read_text())
+    body = json.dumps({"records": [manifest["golden"][0]["input"]] * args.rows}).encode()
+    app = create_app(Settings(model_dir=args.bundle, log_level="INFO"))
+    logging.getLogger("berth").handlers[0].stream = open("/dev/null", "w")  # noqa: SIM115
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+    us = asyncio.run(run(app, body, args.requests))
+    if args.profile:
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+    print(f"{args.rows} row(s): {us:.0f} us per request")
+
+
+if __name__ == "__main__":
+    main()
