@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -150,10 +151,13 @@ class DriftMonitor:
     ) -> DriftReport | None:
         """Add a request's records (and the model's predictions, None for a fallback); returns
         a new report when one is due (then publish it), else None."""
+        rows: npt.NDArray[np.float64] | None = None
         if self.features:
             names = self.features
             if self._numeric:
-                rows = np.array([[r[name] for name in names] for r in records], np.float64)
+                rows = np.array(list(map(itemgetter(*names), records)), np.float64).reshape(
+                    len(records), len(names)
+                )
             else:
                 binners = self._feature_binners
                 rows = np.array(
@@ -165,7 +169,7 @@ class DriftMonitor:
             code = self._prediction_binner.code
             coded = np.array([[code(p)] for p in predictions], np.float64)
         with self._lock:
-            if self.features:
+            if rows is not None:
                 self._inputs.extend(rows)
             if coded is not None:
                 self._predictions.extend(coded)

@@ -85,9 +85,7 @@ class Predictor:
         self._observe(model, records, outcome)
         return outcome
 
-    async def predict_async(
-        self, model: Model, records: Sequence[Mapping[str, float]]
-    ) -> Outcome:
+    async def predict_async(self, model: Model, records: Sequence[Mapping[str, float]]) -> Outcome:
         """For the event loop: awaits the pool's future, so no request thread is tied up."""
         deadline = time.monotonic() + self.budget_s
         keys = record_keys(model.version, records)

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -91,12 +92,20 @@ class LoadedModel:
         """Check raw records against the feature schema; raises pydantic's ``ValidationError``
         with one error per bad field, located as ``(record index, feature name)``."""
         validated = self._records_adapter.validate_python(records)
-        return [record.model_dump(by_alias=True) for record in validated]
+        # One serializer call for the whole list, not one model_dump per record.
+        records_out: list[dict[str, float]] = self._records_adapter.dump_python(
+            validated, by_alias=True
+        )
+        return records_out
 
     def predict(self, records: Sequence[Mapping[str, float]]) -> Prediction:
         """Predict validated records (every feature present, finite)."""
         names = self.manifest.feature_names
-        inputs = np.array([[record[name] for name in names] for record in records], np.float32)
+        # itemgetter picks all features of a record in one C call (a list comprehension over
+        # names costs several times more per row).
+        inputs = np.array(list(map(itemgetter(*names), records)), np.float32).reshape(
+            len(records), len(names)
+        )
         outputs = dict(
             zip(
                 self._output_names,
