@@ -15,7 +15,7 @@ DEMO_INDEX := 1
 LOCAL_INVENTORY := inventory/local/hosts.yml
 TESTVPS := tests/vps/testvps
 
-.PHONY: help demo demo-down venv system-deps model vps provision demo-check lint test test-unit test-system
+.PHONY: help demo demo-down venv system-deps model vps provision demo-check lint test test-unit test-system bench
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -73,3 +73,6 @@ test: lint system-deps model ## The whole test suite (lint, unit, API, system te
 
 test-unit: venv ## Only the tests that need no VPS
 	$(BIN)/python -m pytest -m "not system"
+
+bench: system-deps model ## Serving benchmark on loopback: nginx -> gunicorn -> API vs a constant-JSON floor (figures)
+	$(BIN)/python -m bench.serving

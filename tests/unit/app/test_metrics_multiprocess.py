@@ -18,7 +18,7 @@ import pytest
 from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.gunicorn_hooks import child_exit
+from app.gunicorn_hooks import child_exit, on_starting
 from app.services.drift import psi
 from tests.unit.app.reference_bundle import BINS, add_reference
 
@@ -211,3 +211,15 @@ def test_model_ready_is_zero_while_any_live_worker_has_no_model(
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(metrics_dir))  # type: ignore[no-untyped-call]
     assert registry.get_sample_value("berth_model_ready", {}) == 1
+
+
+def test_on_starting_empties_the_metrics_directory(
+    metrics_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_worker(metrics_dir, 1)
+    assert list(metrics_dir.glob("*.db"))
+    (metrics_dir / "keep.txt").write_text("not a metrics file")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
+    on_starting(server=None)
+    assert not list(metrics_dir.glob("*.db"))
+    assert (metrics_dir / "keep.txt").exists()

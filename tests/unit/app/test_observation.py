@@ -19,6 +19,8 @@ from app.core.config import Settings
 from app.core.logging import JsonFormatter
 from app.main import create_app
 from app.services.drift import psi
+from app.services.model_store import read_manifest
+from app.services.observation import Observer
 from tests.unit.app.reference_bundle import BINS, add_reference
 
 WINDOW = 10
@@ -187,3 +189,43 @@ def test_prediction_log_off_by_default_and_at_rate_zero(
         assert client.post("/v1/predict", json={"records": [record]}).status_code == 200
     assert not path.exists() or path.read_text() == ""
     assert Settings().prediction_log_path is None
+
+
+def test_observability_settings_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("BERTH_DRIFT_WINDOW", "500")
+    monkeypatch.setenv("BERTH_DRIFT_INTERVAL_SECONDS", "2.5")
+    monkeypatch.setenv("BERTH_PREDICTION_LOG_PATH", str(tmp_path / "p.jsonl"))
+    monkeypatch.setenv("BERTH_PREDICTION_LOG_SAMPLE_RATE", "0.25")
+    settings = Settings()
+    assert (settings.drift_window, settings.drift_interval_seconds) == (500, 2.5)
+    assert settings.prediction_log_path == tmp_path / "p.jsonl"
+    assert settings.prediction_log_sample_rate == 0.25
+    monkeypatch.setenv("BERTH_PREDICTION_LOG_SAMPLE_RATE", "2")
+    with pytest.raises(ValueError, match="prediction_log_sample_rate"):
+        Settings()
+
+
+def test_a_bundle_without_reference_serves_without_drift(bundle_dir: Path) -> None:
+    plain = read_manifest(bundle_dir)
+    assert plain.reference is None
+    observer = Observer(drift_window=10, drift_interval_seconds=0)
+    assert observer.monitor(plain) is None
+    record = plain.golden[0].input
+    with TestClient(create_app(Settings(model_dir=bundle_dir, drift_interval_seconds=0))) as c:
+        assert c.post("/v1/predict", json={"records": [record] * 20}).status_code == 200
+
+
+def test_a_failing_observation_never_costs_the_answer(
+    reference_bundle: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    manifest = read_manifest(reference_bundle)
+    observer = Observer(drift_window=10, drift_interval_seconds=0)
+    logger = logging.getLogger("berth.observation")
+    logger.addHandler(caplog.handler)
+    try:  # a record without the features the reference knows
+        observer.observe(manifest, [{"nope": 1.0}], ["class_0"], None, None)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert "observing a prediction failed" in caplog.text
