@@ -223,3 +223,24 @@ def test_on_starting_empties_the_metrics_directory(
     on_starting(server=None)
     assert not list(metrics_dir.glob("*.db"))
     assert (metrics_dir / "keep.txt").exists()
+
+
+FORKED = """
+import os, sys
+import app.gunicorn_hooks  # what the Gunicorn master does when it reads its config
+pid = os.fork()
+if pid == 0:  # a worker
+    print(sys.getswitchinterval(), os.environ["OMP_NUM_THREADS"], os.environ["MKL_NUM_THREADS"])
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+def test_workers_inherit_switch_interval_and_thread_counts() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    env["MKL_NUM_THREADS"] = "3"  # an operator's explicit choice is kept
+    result = subprocess.run(
+        [sys.executable, "-c", FORKED], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0.0005", "1", "3"]
