@@ -72,6 +72,9 @@ http {{
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
     client_max_body_size 1m;
+    # Keep request bodies in memory (a 100-record body is about 40 kB, above the 16 kB default,
+    # and would be written to a temporary file for every request).
+    client_body_buffer_size 1m;
     upstream app {{ server unix:{tmp}/app.sock fail_timeout=0; keepalive 16; }}
     upstream floor {{ server unix:{tmp}/floor.sock fail_timeout=0; keepalive 16; }}
     proxy_http_version 1.1;
@@ -285,6 +288,11 @@ def main(argv: list[str] | None = None) -> int:
             cpu.append(workers_cpu_seconds(app.pid))
             rss = worker_rss_mb(app.pid)
             app_log = (tmp / "app-error.log").read_text()
+            nginx_log = "\n".join(
+                line
+                for line in (tmp / "nginx-error.log").read_text().splitlines()
+                if "[warn]" not in line
+            )
 
     share = single.rps / floor_run.rps
     rows_per_s = batches.rps * 100
@@ -322,15 +330,17 @@ def main(argv: list[str] | None = None) -> int:
     # Worker CPU per request: comparable between runs on a busy machine, unlike wall figures
     # (wrong if a worker was recycled during a run: its CPU time is lost).
     cpu_us = [
-        (cpu[i + 1] - cpu[i]) / run.requests * 1e6 if run.requests else float("nan")
+        f"{(cpu[i + 1] - cpu[i]) / run.requests * 1e6:.0f} us"
+        if run.requests and cpu[i + 1] > cpu[i]
+        else "n/a (a worker was replaced)"
         for i, run in enumerate((single, serial, batches))
     ]
     print(
-        f"worker CPU per request: single row c32 {cpu_us[0]:.0f} us, c1 {cpu_us[1]:.0f} us, "
-        f"100 rows c8 {cpu_us[2]:.0f} us; load average now {os.getloadavg()[0]:.1f}"
+        f"worker CPU per request: single row c32 {cpu_us[0]}, c1 {cpu_us[1]}, "
+        f"100 rows c8 {cpu_us[2]}; load average now {os.getloadavg()[0]:.1f}"
     )
     if errors:
-        print(f"app log tail:\n{app_log[-2000:]}")
+        print(f"app log tail:\n{app_log[-1500:]}\nnginx error log tail:\n{nginx_log[-1500:]}")
     failed = errors > 0 or any(ok is False for *_, ok in rows)
     return 1 if failed and args.strict else 0
 
