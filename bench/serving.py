@@ -278,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
             predict = f"{app_url}/v1/predict"
             print(f"wrk runs of {args.duration} s each; gunicorn {gunicorn}", flush=True)
             wrk(predict, one, script, 32, 2)  # warm up
+            floor_cpu = workers_cpu_seconds(floor.pid)
             floor_run = wrk(f"{floor_url}/", one, script, 32, args.duration)
+            floor_cpu = workers_cpu_seconds(floor.pid) - floor_cpu
             cpu = [workers_cpu_seconds(app.pid)]
             single = wrk(predict, one, script, 32, args.duration)
             cpu.append(workers_cpu_seconds(app.pid))
@@ -335,8 +337,10 @@ def main(argv: list[str] | None = None) -> int:
         else "n/a (a worker was replaced)"
         for i, run in enumerate((single, serial, batches))
     ]
+    floor_us = floor_cpu / floor_run.requests * 1e6 if floor_run.requests else float("nan")
     print(
-        f"worker CPU per request: single row c32 {cpu_us[0]}, c1 {cpu_us[1]}, "
+        f"worker CPU per request: floor c32 {floor_us:.0f} us, single row c32 {cpu_us[0]}, "
+        f"c1 {cpu_us[1]}, "
         f"100 rows c8 {cpu_us[2]}; load average now {os.getloadavg()[0]:.1f}"
     )
     if errors:
