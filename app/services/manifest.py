@@ -70,8 +70,9 @@ class NumericHistogram(_Frozen):
     def _shape(self) -> NumericHistogram:
         if len(self.edges) != len(self.counts) + 1:
             raise ValueError("a histogram needs exactly one more edge than counts")
-        if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
-            raise ValueError("histogram edges must be strictly increasing")
+        # Non-decreasing: quantile edges of a column with repeated values may repeat.
+        if any(b < a for a, b in zip(self.edges, self.edges[1:], strict=False)):
+            raise ValueError("histogram edges must be in increasing order")
         return self
 
 

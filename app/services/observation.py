@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 
 from app.core import metrics
@@ -17,6 +18,7 @@ from app.services.manifest import ClassificationOutput, Manifest
 from app.services.predlog import PredictionLog
 
 log = logging.getLogger("berth.observation")
+FAILURE_LOG_SECONDS = 60.0
 
 
 class Observer:
@@ -32,6 +34,7 @@ class Observer:
         self._monitor: DriftMonitor | None = None
         self._monitor_version: str | None = None
         self._lock = threading.Lock()
+        self._last_failure_log = -FAILURE_LOG_SECONDS
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Observer:
@@ -80,9 +83,13 @@ class Observer:
         try:
             self._observe(manifest, records, predictions, probabilities, fallback_reason)
         except Exception:  # observation must never cost the caller its answer
-            log.exception(
-                "observing a prediction failed", extra={"model_version": manifest.version}
-            )
+            now = time.monotonic()
+            if now - self._last_failure_log >= FAILURE_LOG_SECONDS:  # no log flood
+                self._last_failure_log = now
+                log.exception(
+                    "observing a prediction failed (logged at most once a minute)",
+                    extra={"model_version": manifest.version},
+                )
 
     def _observe(
         self,

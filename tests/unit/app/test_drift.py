@@ -110,3 +110,19 @@ def test_monitor_window_slides() -> None:
     # only the last 4 records (all in bin 1) remain
     assert report.feature_psi["x"] == pytest.approx(psi([50, 50], [0, 4]))
     assert report.prediction_psi is None
+
+
+def test_reference_histograms_are_checked() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="one more edge than counts"):
+        NumericHistogram(edges=[0, 1], counts=[1, 2])
+    with pytest.raises(ValidationError, match="increasing order"):
+        NumericHistogram(edges=[0, 2, 1], counts=[1, 2])
+    with pytest.raises(ValidationError, match="one count per value"):
+        CategoricalHistogram(values=["a", "b"], counts=[1])
+    with pytest.raises(ValidationError, match="unique"):
+        CategoricalHistogram(values=["a", "a"], counts=[1, 1])
+    # Repeated quantile edges are allowed: the bin between them stays empty.
+    binner = Binner(NumericHistogram(edges=[0, 1, 1, 2], counts=[5, 0, 5]))
+    assert binner.counts(np.array([0.5, 1.0, 1.5])).tolist() == [1, 0, 2]

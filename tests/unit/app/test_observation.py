@@ -224,8 +224,10 @@ def test_a_failing_observation_never_costs_the_answer(
     observer = Observer(drift_window=10, drift_interval_seconds=0)
     logger = logging.getLogger("berth.observation")
     logger.addHandler(caplog.handler)
-    try:  # a record without the features the reference knows
-        observer.observe(manifest, [{"nope": 1.0}], ["class_0"], None, None)
+    try:  # records without the features the reference knows
+        for _ in range(3):
+            observer.observe(manifest, [{"nope": 1.0}], ["class_0"], None, None)
     finally:
         logger.removeHandler(caplog.handler)
-    assert "observing a prediction failed" in caplog.text
+    failures = {r.created for r in caplog.records if "prediction failed" in r.getMessage()}
+    assert len(failures) == 1  # logged once, not once per request
