@@ -155,6 +155,9 @@ def model_loaded(name: str, version: str, created_timestamp: float) -> None:
 _served: list[tuple[str, str]] = []
 
 
+SMALL_BATCH = 4
+
+
 def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
     """``histogram.observe(v)`` for every value, in one pass: one write per bucket touched
     instead of several per value (in multiprocess mode each write is an mmap update).
@@ -162,7 +165,9 @@ def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
     Relies on prometheus_client's Histogram internals (per-bucket values, ``_sum``); the unit
     test checks the result against plain ``observe``.
     """
-    if not len(values):
+    if len(values) < SMALL_BATCH:  # numpy's fixed cost is higher than a few observe() calls
+        for value in values:
+            histogram.observe(value)
         return
     array = np.asarray(values, dtype=np.float64)
     bounds: list[float] = histogram._upper_bounds

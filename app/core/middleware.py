@@ -18,6 +18,7 @@ from app.core import metrics
 REQUEST_ID_HEADER = "x-request-id"
 # Route label of requests no route matched: their paths are the caller's choice, so unbounded.
 UNMATCHED_ROUTE = "_unmatched"
+_REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.encode()
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 access_log = logging.getLogger("berth.access")
@@ -35,7 +36,7 @@ def request_context() -> dict[str, Any]:
 def request_id_from(scope: Scope) -> str:
     """The caller's ``X-Request-ID`` if it is short and plain, else a new random id."""
     for name, value in scope.get("headers", []):
-        if name == REQUEST_ID_HEADER.encode():
+        if name == _REQUEST_ID_HEADER_BYTES:
             candidate: str = value.decode("latin-1")
             if _VALID_REQUEST_ID.match(candidate):
                 return candidate

@@ -119,6 +119,8 @@ def test_observe_many_equals_observe_one_by_one() -> None:
         one.observe(v)
     metrics.observe_many(many, values)
     metrics.observe_many(many, [])
+    one.observe(0.3)
+    metrics.observe_many(many, [0.3])  # the small-batch path
     one_samples = {
         (s.name[5:], s.labels.get("le")): s.value for s in next(iter(one.collect())).samples
     }
@@ -128,6 +130,7 @@ def test_observe_many_equals_observe_one_by_one() -> None:
     del one_samples[("_created", None)], many_samples[("_created", None)]
     assert many_samples == pytest.approx(one_samples)
     assert many_samples[("_bucket", "0.1")] == 4  # -1, 0, 0.05 and 0.1 itself
+    assert many_samples[("_count", None)] == len(values) + 1
 
 
 def test_access_log_has_model_version_and_no_feature_values(
