@@ -24,6 +24,10 @@ router = APIRouter(prefix="/v1", tags=["predict"])
     "/predict",
     responses={
         **AUTH_RESPONSES,
+        400: {
+            "model": ErrorResponse,
+            "description": "The body cannot be read as JSON text (e.g. it is not UTF-8).",
+        },
         413: {
             "model": ErrorResponse,
             "description": "Request body larger than BERTH_MAX_BODY_BYTES: split the batch.",
