@@ -66,7 +66,7 @@ def _node_id_for_schemathesis(request: pytest.FixtureRequest) -> None:
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
-def send(client: TestClient, case: schemathesis.Case) -> Any:
+def send(client: TestClient, case: schemathesis.Case[Any]) -> Any:
     """The case's request, sent in process."""
     kwargs = case.as_transport_kwargs(base_url="http://testserver")
     data = kwargs.pop("data", None)
@@ -82,6 +82,8 @@ def send(client: TestClient, case: schemathesis.Case) -> Any:
 
 @schema.parametrize()
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-def test_api_conforms_and_never_fails(case: schemathesis.Case, fuzz_client: TestClient) -> None:
+def test_api_conforms_and_never_fails(
+    case: schemathesis.Case[Any], fuzz_client: TestClient
+) -> None:
     response = send(fuzz_client, case)
     case.validate_response(response, checks=CHECKS)
