@@ -17,7 +17,7 @@ from app.core.config import Settings
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.services.auth import KeyRing
-from app.services.fallback import InProcessCache
+from app.services.cache import make_cache
 from app.services.inference import Predictor
 from app.services.model_store import ModelStore
 
@@ -45,7 +45,7 @@ def make_lifespan(
         if model_store.model is None:
             model_store.load()
         predictor = Predictor(
-            InProcessCache(settings.fallback_cache_size),
+            make_cache(settings),
             budget_ms=settings.latency_budget_ms,
             threads=settings.inference_pool_threads,
             default=settings.fallback_default.answer() if settings.fallback_default else None,
