@@ -10,6 +10,8 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
 
 class BodyLimitMiddleware:
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -17,7 +19,8 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            # No route reads the body of other methods, so nothing is buffered or parsed.
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
