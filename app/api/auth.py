@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
@@ -22,22 +22,23 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_keyring(request: Request) -> KeyRing:
+async def get_keyring(request: Request) -> KeyRing:
     keyring: KeyRing = request.app.state.keyring
     return keyring
 
 
-def require_scope(scope: str) -> Callable[..., str | None]:
+def require_scope(scope: str) -> Callable[..., Awaitable[str | None]]:
     """A dependency that lets the request on with a key allowed ``scope``, or answers 401/403."""
 
-    def check(
+    async def check(
         request: Request,
         header_key: Annotated[str | None, Depends(api_key_header)],
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> str | None:
         key = header_key or (credentials.credentials if credentials else None)
         try:
-            name = get_keyring(request).authorize(key, scope)
+            keyring: KeyRing = request.app.state.keyring
+            name = keyring.authorize(key, scope)
         except AuthError as exc:
             headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
             raise HTTPException(exc.status, detail=exc.detail, headers=headers) from None

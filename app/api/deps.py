@@ -46,7 +46,7 @@ def get_model(store: Annotated[ModelStore, Depends(get_model_store)]) -> LoadedM
 _validators: dict[tuple[str, float | None, int], InputValidator] = {}
 
 
-def get_validator(
+async def get_validator(
     model: Annotated[LoadedModel, Depends(get_model)],
     settings: Annotated[Settings, Depends(get_settings)],
 ) -> InputValidator:
