@@ -165,9 +165,8 @@ class InputValidator:
                     for name in uneven
                 ]
             )
-        return [
-            dict(zip(self.names, row, strict=True)) for row in zip(*valid.values(), strict=True)
-        ]
+        rows = zip(*(valid[name] for name in self.names), strict=True)
+        return [dict(zip(self.names, row, strict=True)) for row in rows]
 
     def _check_count(self, count: int, loc: tuple[str, ...]) -> None:
         if count > self.max_records:
