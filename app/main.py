@@ -12,10 +12,12 @@ from fastapi.routing import APIRoute
 
 from app.api.errors import unhandled_error_handler, validation_error_handler
 from app.api.main import api_router
+from app.core.body_limit import BodyLimitMiddleware
 from app.core.config import Settings
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
-from app.services.fallback import InProcessCache
+from app.services.auth import KeyRing
+from app.services.cache import make_cache
 from app.services.inference import Predictor
 from app.services.model_store import ModelStore
 from app.services.observation import Observer
@@ -44,7 +46,7 @@ def make_lifespan(
         if model_store.model is None:
             model_store.load()
         predictor = Predictor(
-            InProcessCache(settings.fallback_cache_size),
+            make_cache(settings),
             budget_ms=settings.latency_budget_ms,
             threads=settings.inference_pool_threads,
             default=settings.fallback_default.answer() if settings.fallback_default else None,
@@ -75,6 +77,8 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         lifespan=make_lifespan(settings, store),
         generate_unique_id_function=operation_id,
     )
+    app.state.keyring = KeyRing(settings.api_keys_file)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(Exception, unhandled_error_handler)

@@ -39,9 +39,32 @@ def build_record_model(features: Sequence[FeatureSpec]) -> type[BaseModel]:
 
 
 class PredictRequest(BaseModel):
-    records: list[dict[str, Any]] = Field(
+    """Either ``records`` or ``columns``: the same rows, by record or by feature."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"records": [{"feature_a": 1.5, "feature_b": 0.2}]},
+                {"columns": {"feature_a": [1.5, 2.0], "feature_b": [0.2, 0.3]}},
+            ]
+        },
+    )
+
+    records: list[dict[str, Any]] | None = Field(
+        default=None,
         min_length=1,
         description="Records keyed by feature name; see GET /v1/model for the features.",
+    )
+    columns: dict[str, list[Any]] | None = Field(
+        default=None,
+        description="Column-oriented rows for large batches: each feature name to a list of "
+        "values, one per row, all lists of the same length. Predictions come in row order.",
+    )
+    probabilities: bool = Field(
+        default=False,
+        description="Also return class probabilities (classifiers only); same as the "
+        "`probabilities` query parameter.",
     )
 
 
@@ -73,7 +96,18 @@ class ModelSummary(BaseModel):
     metrics: dict[str, float]
     output: OutputSpec
     features: list[FeatureSpec]
-    input_schema: dict[str, Any] = Field(description="JSON Schema of one record.")
+    input_schema: dict[str, Any] = Field(
+        description="JSON Schema of one record, with the accepted ranges (training range "
+        "widened by range_margin) and categorical values."
+    )
+    range_margin: float | None = Field(
+        description="Fraction of each numeric feature's training range accepted beyond it on "
+        "either side (BERTH_RANGE_MARGIN); null: ranges are not checked."
+    )
+    auth: Literal["api_key", "open"] = Field(
+        description="'api_key': predict and model routes need a key (X-API-Key or Authorization: "
+        "Bearer); 'open': no keys are configured and anyone can call them."
+    )
 
 
 class HealthResponse(BaseModel):
@@ -90,3 +124,13 @@ class ErrorResponse(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "no model loaded"}]})
 
     detail: str
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where: ['body', 'records', 3, 'hue'].")
+    msg: str = Field(description="What is wrong and what to send instead.")
+    type: str = Field(description="Machine-readable error kind (pydantic's where it applies).")
+
+
+class ValidationErrorResponse(BaseModel):
+    detail: list[FieldError]

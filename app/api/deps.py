@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from app.core.config import Settings
 from app.services.inference import Predictor
 from app.services.model_store import LoadedModel, ModelStore
+from app.services.validation import InputValidator
 
 
 async def get_settings(request: Request) -> Settings:
@@ -44,8 +45,29 @@ async def get_model(store: Annotated[ModelStore, Depends(get_model_store)]) -> L
     return model
 
 
+_validators: dict[tuple[str, float | None, int], InputValidator] = {}
+
+
+async def get_validator(
+    model: Annotated[LoadedModel, Depends(get_model)],
+    settings: Annotated[Settings, Depends(get_settings)],
+) -> InputValidator:
+    """The input validator of the served model, built once per model version and settings."""
+    key = (model.version, settings.range_margin, settings.max_records)
+    validator = _validators.get(key)
+    if validator is None:
+        validator = InputValidator(
+            model.manifest.features, settings.range_margin, settings.max_records
+        )
+        if len(_validators) >= 8:  # a worker serves one model at a time; tests build a few
+            _validators.clear()
+        _validators[key] = validator
+    return validator
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ModelStoreDep = Annotated[ModelStore, Depends(get_model_store)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
+ValidatorDep = Annotated[InputValidator, Depends(get_validator)]

@@ -34,13 +34,18 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
 def failed_field(loc: list[object], error_type: str) -> str:
     """A bounded metric label for an error location.
 
-    ``body.records.<i>.<feature>`` gives the feature name (the manifest bounds those), unless the
-    feature is unknown (``extra_forbidden``): its name is the caller's choice.
+    ``body.records.<i>.<feature>`` and ``body.columns.<feature>`` give the feature name (the
+    manifest bounds those), unless the feature is unknown (``extra_forbidden``): its name is the
+    caller's choice.
     """
     if loc[:2] == ["body", "records"]:
         if len(loc) >= 4 and isinstance(loc[3], str):
             return "_unknown_feature" if error_type == "extra_forbidden" else loc[3]
         return "records"
+    if loc[:2] == ["body", "columns"]:
+        if len(loc) >= 3 and isinstance(loc[2], str):
+            return "_unknown_feature" if error_type == "extra_forbidden" else loc[2]
+        return "columns"
     if len(loc) >= 2 and loc[0] == "query" and isinstance(loc[1], str):
         return loc[1]  # query parameters are declared, so bounded
     return "_request"

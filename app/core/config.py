@@ -106,6 +106,42 @@ class Settings(BaseSettings):
         default=5, ge=0, le=1000, description="Rotated prediction log files kept."
     )
 
+    range_margin: float | None = Field(
+        default=0.1,
+        ge=0,
+        description="Tolerance of the range check: numeric features accept values up to this "
+        "fraction of their training range (manifest min..max) beyond it on either side, e.g. "
+        "0.1 on a 10..20 feature accepts 9..21. Unset (empty) or 'none': no range check.",
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Largest request body accepted, in bytes; larger ones get 413 before they "
+        "are parsed (nginx has its own limit in front).",
+    )
+    api_keys_file: Path | None = Field(
+        default=Path("/etc/berth/api-keys"),
+        description="File of hashed API keys, one 'NAME SHA256 [SCOPES]' per line (python -m "
+        "app.keys new NAME). Re-read when it changes, without a restart. Missing or without "
+        "keys: the API is open (a warning is logged).",
+    )
+    cache_url: str | None = Field(
+        default=None,
+        description="Redis URL of a fallback cache shared by all workers, e.g. "
+        "redis://127.0.0.1:6379/0. Unset: each worker keeps its own in-process LRU.",
+    )
+    cache_ttl_seconds: int = Field(
+        default=86_400,
+        ge=1,
+        description="How long answers stay in the Redis fallback cache, in seconds.",
+    )
+
+    @field_validator("range_margin", mode="before")
+    @classmethod
+    def _none_margin(cls, value: object) -> object:
+        """``none`` / ``off`` turn the range check off."""
+        return None if isinstance(value, str) and value.lower() in ("none", "off") else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:

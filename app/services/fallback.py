@@ -9,11 +9,11 @@ backend (e.g. Redis) only has to implement ``get_many`` and ``put_many``.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from operator import itemgetter
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -38,7 +38,7 @@ class DefaultAnswer(BaseModel):
         return Answer(self.prediction, self.probabilities)
 
 
-def record_keys(model_version: str, records: Sequence[Mapping[str, float]]) -> list[str]:
+def record_keys(model_version: str, records: Sequence[Mapping[str, float | str]]) -> list[str]:
     """Per record, the sha256 of the model version, the feature names and the values as
     float64 in sorted-name order: equal inputs give equal keys, whatever their key order.
 
@@ -48,9 +48,11 @@ def record_keys(model_version: str, records: Sequence[Mapping[str, float]]) -> l
         return []
     names = sorted(records[0])
     prefix = hashlib.sha256("\0".join([model_version, *names]).encode("utf-8"))
+    rows = [[record[name] for name in names] for record in records]
+    if any(isinstance(value, str) for row in rows for value in row):
+        return _mixed_keys(prefix, rows)
     # + 0.0 turns -0.0 into 0.0, so the two spellings of zero share a key.
-    rows = list(map(itemgetter(*names), records))  # all features of a record in one C call
-    values = np.array(rows, np.float64).reshape(len(records), len(names)) + 0.0
+    values = np.array(rows, np.float64) + 0.0
     keys = []
     for row in values:
         digest = prefix.copy()
@@ -59,7 +61,18 @@ def record_keys(model_version: str, records: Sequence[Mapping[str, float]]) -> l
     return keys
 
 
-def record_key(model_version: str, record: Mapping[str, float]) -> str:
+def _mixed_keys(prefix: Any, rows: Sequence[Sequence[object]]) -> list[str]:
+    """Keys of records with categorical (string) values: canonical JSON of the row."""
+    keys = []
+    for row in rows:
+        digest = prefix.copy()
+        canonical = [value if isinstance(value, str) else float(value) + 0.0 for value in row]  # type: ignore[arg-type]
+        digest.update(json.dumps(canonical, separators=(",", ":")).encode("utf-8"))
+        keys.append(digest.hexdigest())
+    return keys
+
+
+def record_key(model_version: str, record: Mapping[str, float | str]) -> str:
     """The key of one record (see ``record_keys``)."""
     return record_keys(model_version, [record])[0]
 

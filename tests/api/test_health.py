@@ -70,3 +70,30 @@ def test_ready_turns_ready_once_a_good_bundle_appears(bundle_dir: Path, tmp_path
         response = client.get("/ready")
         assert response.status_code == 200
         assert response.json()["status"] == "ready"
+
+
+def test_golden_mismatch_keeps_the_worker_unready(
+    bundle_dir: Path, tmp_path: Path, manifest: dict[str, Any]
+) -> None:
+    """/ready needs the golden check to pass, not only a loadable model."""
+    bundle = Path(shutil.copytree(bundle_dir, tmp_path / "bundle"))
+    data = json.loads((bundle / "manifest.json").read_text())
+    classes = data["output"]["classes"]
+    expected = data["golden"][0]["output"]["prediction"]
+    data["golden"][0]["output"]["prediction"] = next(c for c in classes if c != expected)
+    (bundle / "manifest.json").write_text(json.dumps(data))  # golden pairs are not hashed
+    for client in client_for(Settings(model_dir=bundle)):
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["detail"].startswith("golden pair 0: predicted")
+        assert client.get("/v1/model").status_code == 503
+
+
+def test_every_answer_of_the_api_is_declared(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert set(paths["/v1/predict"]["post"]["responses"]) == {
+        "200", "400", "401", "403", "413", "422", "503"
+    }  # fmt: skip
+    assert set(paths["/v1/model"]["get"]["responses"]) == {"200", "401", "403", "503"}
+    schemes = client.get("/openapi.json").json()["components"]["securitySchemes"]
+    assert set(schemes) == {"APIKeyHeader", "HTTPBearer"}

@@ -75,7 +75,12 @@ def test_missing_feature(client: TestClient, sample_record: dict[str, float]) ->
     response = client.post("/v1/predict", json={"records": [record]})
     assert response.status_code == 422
     assert response.json()["detail"] == [
-        {"loc": ["body", "records", 0, "proline"], "msg": "Field required", "type": "missing"}
+        {
+            "loc": ["body", "records", 0, "proline"],
+            "msg": "required feature missing: send every feature; GET /v1/model lists the "
+            "features and their accepted values",
+            "type": "missing",
+        }
     ]
 
 
@@ -85,7 +90,8 @@ def test_unknown_feature(client: TestClient, sample_record: dict[str, float]) ->
     assert response.json()["detail"] == [
         {
             "loc": ["body", "records", 0, "colour"],
-            "msg": "Extra inputs are not permitted",
+            "msg": "unknown feature: remove it; GET /v1/model lists the features and their "
+            "accepted values",
             "type": "extra_forbidden",
         }
     ]
@@ -96,7 +102,9 @@ def test_wrong_type(client: TestClient, sample_record: dict[str, float], value: 
     response = client.post("/v1/predict", json={"records": [{**sample_record, "hue": value}]})
     assert response.status_code == 422
     assert _error_locs(response) == [["body", "records", 0, "hue"]]
-    assert response.json()["detail"][0]["msg"] == "Input should be a valid number"
+    assert response.json()["detail"][0]["msg"] == (
+        "must be a JSON number (no quotes, not a boolean or null)"
+    )
 
 
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
@@ -107,7 +115,7 @@ def test_non_finite_value(client: TestClient, sample_record: dict[str, float], t
     assert response.json()["detail"] == [
         {
             "loc": ["body", "records", 0, "hue"],
-            "msg": "Input should be a finite number",
+            "msg": "must be a finite number: NaN and Infinity are not accepted",
             "type": "finite_number",
         }
     ]
@@ -137,7 +145,9 @@ def test_errors_do_not_echo_input(client: TestClient, sample_record: dict[str, f
         ('{"records": []}', ["body", "records"]),
         ('{"records": NaN}', ["body", "records"]),
         ('{"records": [1]}', ["body", "records", 0]),
-        ("{}", ["body", "records"]),
+        ("{}", ["body"]),
+        ('{"records": [{}], "columns": {}}', ["body"]),
+        ('{"records": [{}], "extra": 1}', ["body", "extra"]),
         ("[]", ["body"]),
         ("not json", ["body", 0]),
     ],
@@ -152,7 +162,11 @@ def test_too_many_records(client: TestClient, sample_record: dict[str, float]) -
     response = client.post("/v1/predict", json={"records": [sample_record] * 6})
     assert response.status_code == 422
     assert response.json()["detail"] == [
-        {"loc": ["body", "records"], "msg": "at most 5 records per request", "type": "too_long"}
+        {
+            "loc": ["body", "records"],
+            "msg": "at most 5 records per request; split the batch into several requests",
+            "type": "too_long",
+        }
     ]
 
 
@@ -196,7 +210,7 @@ def test_access_log_has_context_but_no_feature_values(
     logger = logging.getLogger("berth.access")
     logger.addHandler(handler)
     try:
-        record = {**sample_record, "hue": 0.123456789}
+        record = {**sample_record, "hue": 0.923456789}
         response = client.post("/v1/predict", json={"records": [record]})
     finally:
         logger.removeHandler(handler)
@@ -207,4 +221,4 @@ def test_access_log_has_context_but_no_feature_values(
     assert entry["status"] == 200
     assert entry["request_id"] == response.json()["request_id"]
     assert entry["latency_ms"] >= 0
-    assert "0.123456789" not in lines[0]
+    assert "0.923456789" not in lines[0]

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from app.api.deps import ModelDep
+from fastapi import APIRouter, Depends
+
+from app.api.auth import AUTH_RESPONSES, get_keyring, require_scope
+from app.api.deps import ModelDep, ValidatorDep
 from app.schemas import ErrorResponse, ModelSummary
+from app.services.auth import KeyRing
 
 router = APIRouter(prefix="/v1", tags=["models"])
 
 
 @router.get(
     "/model",
-    responses={503: {"model": ErrorResponse, "description": "No verified model loaded."}},
+    responses={
+        **AUTH_RESPONSES,
+        503: {"model": ErrorResponse, "description": "No verified model loaded."},
+    },
+    dependencies=[Depends(require_scope("model"))],
 )
-def read_model(model: ModelDep) -> ModelSummary:
+def read_model(
+    model: ModelDep, validator: ValidatorDep, keyring: Annotated[KeyRing, Depends(get_keyring)]
+) -> ModelSummary:
     """Manifest summary and the JSON Schema of one input record."""
     manifest = model.manifest
     return ModelSummary(
@@ -26,5 +36,7 @@ def read_model(model: ModelDep) -> ModelSummary:
         metrics=manifest.metrics,
         output=manifest.output,
         features=manifest.features,
-        input_schema=model.record_model.model_json_schema(by_alias=True),
+        input_schema=validator.record_schema(),
+        range_margin=validator.range_margin,
+        auth="open" if keyring.is_open else "api_key",
     )

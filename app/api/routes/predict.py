@@ -4,18 +4,19 @@ pool, awaited, so no extra thread handoff per request."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 
-from app.api.deps import ModelDep, PredictorDep, RequestIdDep, SettingsDep
+from app.api.auth import AUTH_RESPONSES, require_scope
+from app.api.deps import ModelDep, PredictorDep, RequestIdDep, ValidatorDep
 from app.core import metrics
-from app.schemas import ErrorResponse, PredictRequest, PredictResponse
+from app.schemas import ErrorResponse, PredictRequest, PredictResponse, ValidationErrorResponse
 from app.services.inference import NoFallbackError, Outcome
 from app.services.manifest import ClassificationOutput
 from app.services.model_store import LoadedModel
+from app.services.validation import InputError, InputValidator
 
 router = APIRouter(prefix="/v1", tags=["predict"])
 
@@ -23,40 +24,47 @@ router = APIRouter(prefix="/v1", tags=["predict"])
 @router.post(
     "/predict",
     responses={
+        **AUTH_RESPONSES,
+        400: {
+            "model": ErrorResponse,
+            "description": "The body cannot be read as JSON text (e.g. it is not UTF-8).",
+        },
+        413: {
+            "model": ErrorResponse,
+            "description": "Request body larger than BERTH_MAX_BODY_BYTES: split the batch.",
+        },
+        422: {
+            "model": ValidationErrorResponse,
+            "description": "Invalid input: one {loc, msg, type} per bad field, saying what to "
+            "send instead (missing or unknown feature, wrong type, NaN/Infinity, out of range, "
+            "value not allowed, too many records, both or neither of records/columns).",
+        },
         503: {
             "model": ErrorResponse,
             "description": "No verified model loaded, or the model timed out or failed and "
             "there is no cached or default answer to fall back on.",
-        }
+        },
     },
+    dependencies=[Depends(require_scope("predict"))],
 )
 async def predict(
     body: PredictRequest,
     model: ModelDep,
-    settings: SettingsDep,
+    validator: ValidatorDep,
     predictor: PredictorDep,
     request_id: RequestIdDep,
     probabilities: Annotated[
         bool, Query(description="Also return class probabilities (classifiers only).")
     ] = False,
 ) -> PredictResponse:
-    """Predict one or more records within the latency budget, falling back if needed."""
-    if len(body.records) > settings.max_records:
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("body", "records"),
-                    "msg": f"at most {settings.max_records} records per request",
-                    "type": "too_long",
-                }
-            ]
-        )
+    """Predict one or more records within the latency budget, falling back if needed.
+
+    Send either `records` (objects keyed by feature name) or `columns` (one list per feature).
+    """
     try:
-        records = model.validate_records(body.records)
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**error, "loc": ("body", "records", *error["loc"])} for error in exc.errors()]
-        ) from None
+        records = validate(validator, body)
+    except InputError as exc:
+        raise RequestValidationError(exc.errors) from None
     try:
         result = await predictor.predict_async(model, records)
     except NoFallbackError as exc:
@@ -66,11 +74,30 @@ async def predict(
     return PredictResponse(
         model_version=model.version,
         predictions=result.predictions,
-        probabilities=result.probabilities if probabilities else None,
+        probabilities=result.probabilities if probabilities or body.probabilities else None,
         request_id=request_id,
         fallback=result.fallback_reason is not None,
         fallback_reason=result.fallback_reason,
     )
+
+
+def validate(validator: InputValidator, body: PredictRequest) -> list[dict[str, Any]]:
+    """The request's rows, checked against the model's features."""
+    if (body.records is None) == (body.columns is None):
+        raise InputError(
+            [
+                {
+                    "loc": ["body"],
+                    "msg": "send exactly one of 'records' (a list of objects keyed by feature "
+                    "name) or 'columns' (feature name to a list of values)",
+                    "type": "records_or_columns",
+                }
+            ]
+        )
+    if body.records is not None:
+        return validator.validate_records(body.records)
+    assert body.columns is not None
+    return validator.validate_columns(body.columns)
 
 
 def count_predictions(model: LoadedModel, result: Outcome) -> None:

@@ -1,0 +1,149 @@
+"""Fallback cache in Redis, shared by every worker (and every app host pointed at it).
+
+``make_cache`` picks the backend from the settings: the in-process LRU alone by default, or, when
+``BERTH_CACHE_URL`` is set, ``TieredCache``: the worker's LRU in front of Redis. Redis only ever
+helps: when it is down, slow or answers garbage, the LRU keeps working, the error is logged once,
+and Redis is left alone for ``retry_seconds`` before the next try, so a dead Redis costs one short
+timeout per ``retry_seconds``, not one per request. It never turns into a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import redis
+
+from app.core.config import Settings
+from app.services.fallback import Answer, FallbackCache, InProcessCache
+
+log = logging.getLogger("berth.cache")
+
+KEY_PREFIX = "berth:fallback:"
+
+
+def encode(answer: Answer) -> bytes:
+    return json.dumps([answer.prediction, answer.probabilities], separators=(",", ":")).encode()
+
+
+def decode(raw: bytes) -> Answer | None:
+    """The answer stored in ``raw``, or None if it is not one (never raises)."""
+    try:
+        prediction, probabilities = json.loads(raw)
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(prediction, str | int | float) or isinstance(prediction, bool):
+        return None
+    if probabilities is not None and not (
+        isinstance(probabilities, dict)
+        and all(isinstance(v, int | float) for v in probabilities.values())
+    ):
+        return None
+    return Answer(prediction, probabilities)
+
+
+class RedisCache:
+    """Answers in Redis under ``berth:fallback:<record key>``, expiring after ``ttl_seconds``."""
+
+    def __init__(
+        self,
+        url: str,
+        ttl_seconds: int,
+        timeout_seconds: float = 0.05,
+        retry_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.retry_seconds = retry_seconds
+        self._clock = clock
+        self._client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout_seconds,
+            socket_connect_timeout=timeout_seconds,
+            retry_on_timeout=False,
+        )
+        self._down_until: float | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def available(self) -> bool:
+        """False while Redis is being left alone after an error."""
+        return self._down_until is None or self._clock() >= self._down_until
+
+    def _failed(self, exc: Exception) -> None:
+        with self._lock:
+            first = self._down_until is None
+            self._down_until = self._clock() + self.retry_seconds
+        if first:
+            log.warning(
+                "redis fallback cache unavailable; using the in-process cache only",
+                extra={
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "retry_seconds": self.retry_seconds,
+                },
+            )
+
+    def _recovered(self) -> None:
+        if self._down_until is not None:
+            with self._lock:
+                self._down_until = None
+            log.info("redis fallback cache available again")
+
+    def get_many(self, keys: Sequence[str]) -> list[Answer | None]:
+        if not keys or not self.available:
+            return [None] * len(keys)
+        try:
+            raw = self._client.mget([KEY_PREFIX + key for key in keys])
+        except (redis.RedisError, OSError) as exc:
+            self._failed(exc)
+            return [None] * len(keys)
+        self._recovered()
+        return [decode(value) if isinstance(value, bytes) else None for value in raw]
+
+    def put_many(self, items: Sequence[tuple[str, Answer]]) -> None:
+        if not items or not self.available:
+            return
+        try:
+            with self._client.pipeline(transaction=False) as pipe:
+                for key, answer in items:
+                    pipe.set(KEY_PREFIX + key, encode(answer), ex=self.ttl_seconds)
+                pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            self._failed(exc)
+            return
+        self._recovered()
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class TieredCache:
+    """The worker's own LRU first, then the shared cache; writes go to both."""
+
+    def __init__(self, local: InProcessCache, shared: RedisCache) -> None:
+        self.local = local
+        self.shared = shared
+
+    def get_many(self, keys: Sequence[str]) -> list[Answer | None]:
+        found = self.local.get_many(keys)
+        missing = [i for i, answer in enumerate(found) if answer is None]
+        if missing:
+            remote = self.shared.get_many([keys[i] for i in missing])
+            for i, answer in zip(missing, remote, strict=True):
+                found[i] = answer
+        return found
+
+    def put_many(self, items: Sequence[tuple[str, Answer]]) -> None:
+        self.local.put_many(items)
+        self.shared.put_many(items)
+
+
+def make_cache(settings: Settings) -> FallbackCache:
+    """The fallback cache the settings ask for."""
+    local = InProcessCache(settings.fallback_cache_size)
+    if not settings.cache_url:
+        return local
+    return TieredCache(local, RedisCache(settings.cache_url, settings.cache_ttl_seconds))
