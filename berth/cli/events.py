@@ -170,7 +170,7 @@ class Progress:
             return
         order = ("ok", "changed", "skipped", "failed", "unreachable", "ignored")
         counts = " ".join(f"{k}={self._task_counts[k]}" for k in order if self._task_counts[k])
-        self._write(f"{counts or 'no hosts'}\n")
+        self._write(f"{counts or '-'}\n")
         for failure in self._task_failures:
             self._write(failure.render() + "\n")
         self._task_open = False

@@ -13,9 +13,8 @@ import ansible_runner
 from berth.cli.runner import ansible_env
 
 HERE = Path(__file__).parent / "fixtures"
-KEEP = ("event", "event_data")
-DATA_KEYS = ("play", "play_pattern", "task", "role", "host", "res", "ignore_errors", "name")
-DATA_KEYS += ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored", "processed")
+DATA_KEYS = {"play", "play_pattern", "task", "role", "host", "res", "ignore_errors", "name"}
+DATA_KEYS |= {"ok", "changed", "failures", "dark", "skipped", "rescued", "ignored", "processed"}
 
 
 def _slim(event: dict[str, Any]) -> dict[str, Any]:
