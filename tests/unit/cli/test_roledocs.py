@@ -35,7 +35,7 @@ def test_check_fails_on_a_stale_readme(tmp_path: Path) -> None:
     assert roledocs.main(["--check", str(role)]) == 0
     text = (role / "README.md").read_text()
     assert "## Purpose\n\nInstalls the demo." in text
-    assert "- Restarts the demo on every change \\| even at night." in text
+    assert "- Restarts the demo on every change | even at night." in text
     assert "| `demo_port` | int | `8080` | Port. One of: `8080`, `9090`. |" in text
     assert "| `demo_token` | str | *required* | Token. Secret: never logged. |" in text
     assert "| `remove` (`tasks_from: remove.yml`) |" in text
