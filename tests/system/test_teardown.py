@@ -7,6 +7,7 @@ breaks the host (it ends unhardened), so it gets its own fresh host, not the sha
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 from pathlib import Path
@@ -107,6 +108,20 @@ def test_up_then_down_leaves_the_host_as_it_was(vps_factory: VpsFactory, tmp_pat
     assert refused.returncode == 1
     assert "pass --yes" in refused.stderr
 
+    # Default teardown: Berth goes, the hardening (deploy user, sshd, firewall) stays.
+    kept = berth("-i", str(inventory), "down", "--yes")
+    assert kept.returncode == 0, kept.stdout[-6000:] + kept.stderr[-2000:]
+    gone = berth("-i", str(inventory), "status")
+    assert gone.returncode == 5, gone.stdout + gone.stderr
+    assert "model     none installed" in gone.stdout and "release   none" in gone.stdout
+    deploy = dataclasses.replace(host, user="deploy")
+    vps_factory.ssh(
+        deploy,
+        "test ! -e /etc/nginx && test ! -e /srv/berth && test ! -e /etc/berth && ! id berth"
+        " && sudo nft list table inet berth >/dev/null && systemctl is-active fail2ban",
+    )
+
+    # Full teardown, run after the default one: removals are safe to repeat.
     down = berth("-i", str(inventory), "down", "--yes", "--hardening")
     assert down.returncode == 0, down.stdout[-6000:] + down.stderr[-2000:]
     assert summary_counts(down.stdout, host.name)["failed"] == 0
