@@ -15,16 +15,15 @@ DEMO_INDEX := 1
 LOCAL_INVENTORY := inventory/local/hosts.yml
 TESTVPS := tests/vps/testvps
 
-.PHONY: help demo demo-down venv system-deps model vps provision demo-check lint test test-unit test-system bench
+.PHONY: help demo demo-down venv system-deps model vps provision teardown demo-check lint role-docs test test-unit test-system bench
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 demo: model vps provision demo-check ## Provision a local throwaway VPS end to end and ask it for a prediction
 
-demo-down: system-deps ## Remove the demo VPS
-	$(TESTVPS) down $(DEMO_HOST)
-	rm -f $(LOCAL_INVENTORY)
+demo-down: system-deps venv ## Remove the demo VPS
+	$(BIN)/python -m berth vps down $(DEMO_HOST)
 
 $(VENV)/.installed: requirements/control.txt | system-deps
 	@echo "==> Installing the control-node tooling into $(VENV) (1-2 minutes the first time)"
@@ -46,15 +45,17 @@ model: venv ## Train, evaluate and export the example model (dvc repro)
 
 vps: system-deps venv ## Create (or reuse) the throwaway VPS and write inventory/local/hosts.yml
 	@echo "==> Starting the throwaway VPS $(DEMO_HOST) (the base image is built once, about 2 minutes)"
-	$(TESTVPS) up $(DEMO_HOST) --index $(DEMO_INDEX)
-	$(TESTVPS) inventory $(LOCAL_INVENTORY) $(DEMO_HOST) --group app --group lb --group monitoring
+	$(BIN)/python -m berth vps up $(DEMO_HOST) --index $(DEMO_INDEX)
 
-provision: venv ## Run site.yml against the local inventory
-	@echo "==> Provisioning with ansible-playbook site.yml"
-	$(BIN)/ansible-playbook -i inventory/local site.yml
+provision: venv ## Run site.yml against the local inventory (berth up)
+	@echo "==> Provisioning with berth up (site.yml)"
+	$(BIN)/python -m berth up
+
+teardown: venv ## Remove Berth from the local inventory's hosts, hardening kept (berth down --yes)
+	$(BIN)/python -m berth down --yes
 
 demo-check: venv ## Ask the demo VPS for a prediction through nginx
-	$(BIN)/python -m berth.demo --host $(DEMO_HOST)
+	$(BIN)/python -m berth try --host $(DEMO_HOST)
 
 lint: venv ## ruff, mypy, yamllint, ansible-lint, syntax check
 	@echo "==> Lint"
@@ -63,7 +64,11 @@ lint: venv ## ruff, mypy, yamllint, ansible-lint, syntax check
 	$(BIN)/mypy app ml berth
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint
+	$(BIN)/python -m berth.roledocs --check
 	$(BIN)/ansible-playbook -i inventory/example --syntax-check site.yml playbooks/*.yml
+
+role-docs: venv ## Regenerate roles/*/README.md from meta/argument_specs.yml
+	$(BIN)/python -m berth.roledocs
 
 test: lint system-deps model ## The whole test suite (lint, unit, API, system tests on fresh VPS hosts, molecule)
 	@echo "==> Tests"
