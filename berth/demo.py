@@ -9,11 +9,10 @@ import argparse
 import json
 import shlex
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from berth.vps import Config, VpsError, get
@@ -24,17 +23,23 @@ class DemoError(RuntimeError):
 
 
 def _request(url: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method="POST" if data else "GET")
-    req.add_header("Content-Type", "application/json")
+    """GET, or POST a JSON body; the decoded answer.
+
+    The demo server's certificate is self-signed (an IP-only server), so it is not verified, and
+    plain-HTTP URLs follow nginx's redirect to HTTPS.
+    """
+    method = "GET" if body is None else "POST"
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")[:500]
-        raise DemoError(f"{req.method} {url} answered {exc.code}: {detail}") from exc
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise DemoError(f"{req.method} {url} failed: {exc}") from exc
+        with httpx.Client(follow_redirects=True, verify=False, timeout=timeout) as client:
+            resp = client.request(method, url, json=body)
+    except httpx.HTTPError as exc:
+        raise DemoError(f"{method} {url} failed: {exc}") from exc
+    if resp.is_error:
+        raise DemoError(f"{method} {url} answered {resp.status_code}: {resp.text[:500]}")
+    try:
+        return resp.json()
+    except ValueError as exc:
+        raise DemoError(f"{method} {url} answered non-JSON: {resp.text[:200]!r}") from exc
 
 
 def sample_record(project: Path) -> dict[str, Any]:
@@ -54,12 +59,12 @@ def run(host_name: str, project: Path) -> str:
         host = get(Config.from_env(), host_name)
     except VpsError as exc:
         raise DemoError(f"{exc} (start it with `make vps`)") from exc
-    base = f"http://{host.address}"
+    base = f"https://{host.address}"
     health = _request(f"{base}/health")
     body = {"records": [sample_record(project)]}
     answer = _request(f"{base}/v1/predict", body)
     curl = (
-        f"curl -s -X POST {base}/v1/predict -H 'Content-Type: application/json' "
+        f"curl -sk -X POST {base}/v1/predict -H 'Content-Type: application/json' "
         f"-d {shlex.quote(json.dumps(body, separators=(',', ':')))}"
     )
     return "\n".join(
@@ -67,6 +72,7 @@ def run(host_name: str, project: Path) -> str:
             "",
             f"Berth answers on the throwaway VPS {host.name} (reachable from this machine only).",
             f"  API:        {base}/  (health: {health.get('status', health)})",
+            "              (self-signed certificate: curl -k; set nginx_domain for Let's Encrypt)",
             f"  Model:      {answer.get('model_version')}",
             f"  Try it:     {curl}",
             f"  Prediction: {json.dumps(answer)}",
