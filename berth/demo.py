@@ -1,8 +1,6 @@
 """Ask the demo VPS for a prediction through nginx and show how to do the same with curl.
 
-Usage: berth try [--host berth-demo]   (or python -m berth.demo --host berth-demo [--project DIR])
-Redirects are followed and the certificate is not checked, so it works before and after nginx
-serves a self-signed TLS certificate.
+Usage: python -m berth.demo --host berth-demo [--project DIR]
 """
 
 from __future__ import annotations
@@ -25,13 +23,18 @@ class DemoError(RuntimeError):
 
 
 def _request(url: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> Any:
+    """GET, or POST a JSON body; the decoded answer.
+
+    The demo server's certificate is self-signed (an IP-only server), so it is not verified, and
+    plain-HTTP URLs follow nginx's redirect to HTTPS.
+    """
     method = "GET" if body is None else "POST"
     try:
         with httpx.Client(follow_redirects=True, verify=False, timeout=timeout) as client:
             resp = client.request(method, url, json=body)
     except httpx.HTTPError as exc:
         raise DemoError(f"{method} {url} failed: {exc}") from exc
-    if resp.status_code >= 400:
+    if resp.is_error:
         raise DemoError(f"{method} {url} answered {resp.status_code}: {resp.text[:500]}")
     try:
         return resp.json()
@@ -56,12 +59,12 @@ def run(host_name: str, project: Path) -> str:
         host = get(Config.from_env(), host_name)
     except VpsError as exc:
         raise DemoError(f"{exc} (start it with `make vps` or `bin/berth vps up`)") from exc
-    base = f"http://{host.address}"
+    base = f"https://{host.address}"
     health = _request(f"{base}/health")
     body = {"records": [sample_record(project)]}
     answer = _request(f"{base}/v1/predict", body)
     curl = (
-        f"curl -skL -X POST {base}/v1/predict -H 'Content-Type: application/json' "
+        f"curl -sk -X POST {base}/v1/predict -H 'Content-Type: application/json' "
         f"-d {shlex.quote(json.dumps(body, separators=(',', ':')))}"
     )
     return "\n".join(
@@ -69,11 +72,11 @@ def run(host_name: str, project: Path) -> str:
             "",
             f"Berth answers on the throwaway VPS {host.name} (reachable from this machine only).",
             f"  API:        {base}/  (health: {health.get('status', health)})",
+            "              (self-signed certificate: curl -k; set nginx_domain for Let's Encrypt)",
             f"  Model:      {answer.get('model_version')}",
             f"  Try it:     {curl}",
             f"  Prediction: {json.dumps(answer)}",
-            "  Status:     bin/berth status",
-            "  Remove it:  make demo-down  (or bin/berth vps down)",
+            "  Remove it:  make demo-down",
             "",
         ]
     )

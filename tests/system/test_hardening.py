@@ -7,11 +7,14 @@ answers again, so later system tests on the shared host still connect.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import socket
 import subprocess
 import time
 
+import httpx
 import pytest
 
 from berth.vps import Host
@@ -146,6 +149,114 @@ def test_firewall_refuses_a_ruleset_that_would_shut_sshd_out(provisioned: Provis
     assert run.returncode != 0
     assert "sshd listens on [22] but the firewall" in run.output, run.output[-3000:]
     assert run.counts(provisioned.host.name)["changed"] == 0
+
+
+def refused_run(provisioned: Provisioned, tags: str, extra: dict[str, object]) -> str:
+    """harden.yml with inputs that would lock the operator out; it must stop and change nothing."""
+    run = run_playbook(
+        provisioned.inventory,
+        "playbooks/harden.yml",
+        "--extra-vars",
+        json.dumps(extra),
+        "--tags",
+        tags,
+    )
+    assert run.returncode != 0, run.output[-3000:]
+    assert run.counts(provisioned.host.name)["changed"] == 0, run.output[-3000:]
+    return run.output
+
+
+def test_refuses_a_run_without_operator_keys(provisioned: Provisioned) -> None:
+    output = refused_run(provisioned, "common_preflight", {"common_deploy_authorized_keys": []})
+    assert "common_deploy_authorized_keys must list at least one public key" in output
+
+
+def test_refuses_an_admin_without_a_key(provisioned: Provisioned) -> None:
+    admins = [{"name": "alice", "authorized_keys": []}]
+    output = refused_run(provisioned, "common_preflight", {"common_admins": admins})
+    assert "alice has not" in output, output[-2000:]
+
+
+def test_refuses_a_login_user_without_keys(provisioned: Provisioned) -> None:
+    # berth is the API's service user: it exists but has no authorized_keys.
+    output = refused_run(provisioned, "ssh_preflight", {"ssh_verify_user": "berth"})
+    assert "berth (ssh_verify_user) has no usable key" in output, output[-2000:]
+
+
+def test_refuses_allow_groups_that_leave_the_login_user_out(provisioned: Provisioned) -> None:
+    output = refused_run(provisioned, "ssh_preflight", {"ssh_allow_groups": ["wheel-nobody"]})
+    assert "sshd would refuse the operator" in output, output[-2000:]
+
+
+def test_refuses_a_port_move_the_firewall_does_not_follow(provisioned: Provisioned) -> None:
+    output = refused_run(
+        provisioned, "ssh_preflight", {"ssh_port": 2222, "ssh_firewall_follows": False}
+    )
+    assert "sshd would move to port 2222, which the firewall" in output, output[-2000:]
+    assert "port 22" in deploy_sudo(provisioned.host, "sshd -T").splitlines()
+
+
+def test_nginx_auth_jail_bans_repeated_401s(provisioned: Provisioned) -> None:
+    """A 401 line as nginx writes it to the journal (tag berth_nginx_auth) counts toward a ban."""
+    host = provisioned.host
+    jail = "berth-nginx-auth"
+    stranger = "198.51.100.7"  # a documentation address: banning it hurts nobody
+    maxretry = int(deploy_sudo(host, f"fail2ban-client get {jail} maxretry"))
+    line = f'{stranger} - - [01/Jan/2026:00:00:00 +0000] "GET /v1/model HTTP/2.0" 401 45 "-" "t"'
+    try:
+        for _ in range(maxretry):
+            deploy_sudo(host, f"logger -t berth_nginx_auth '{line}'")
+        deadline = time.monotonic() + BAN_WAIT
+        while stranger not in deploy_sudo(host, f"fail2ban-client status {jail}"):
+            assert time.monotonic() < deadline, deploy_sudo(host, f"fail2ban-client status {jail}")
+            time.sleep(1)
+        rules = deploy_sudo(host, "nft list table inet f2b-table")
+        assert stranger in rules and "443" in rules, rules
+    finally:
+        ssh_as(host, "deploy", f"sudo fail2ban-client set {jail} unbanip {stranger}")
+
+
+async def burst(url: str, count: int) -> list[int]:
+    """count GETs, 25 at a time (well above the per-address rate); status 0 for a refused one."""
+    limits = httpx.Limits(max_connections=25)
+    async with httpx.AsyncClient(verify=False, timeout=10, limits=limits) as client:
+
+        async def one() -> int:
+            try:
+                return (await client.get(url)).status_code
+            except httpx.TransportError:
+                return 0  # banned mid-burst: the connection is refused
+
+        return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+def test_rate_limit_hits_from_nginx_ban_the_client(provisioned: Provisioned) -> None:
+    """A burst far above the /v1/ rate limit gets 429s, then fail2ban bans the web ports only."""
+    host = provisioned.host
+    jail = "berth-nginx-limit-req"
+    me = control_node_address(host)
+    bantime = int(deploy_sudo(host, f"fail2ban-client get {jail} bantime"))
+    deploy_sudo(host, f"fail2ban-client set {jail} bantime {TEST_BANTIME}")
+    deploy_sudo(host, f"fail2ban-client set {jail} delignoreip {TEST_NETWORK}")
+    try:
+        statuses = asyncio.run(burst(f"https://{host.address}/v1/model", 200))
+        assert 429 in statuses, statuses
+        deadline = time.monotonic() + BAN_WAIT
+        while tcp_outcome(host.address, 443) == "open":
+            assert time.monotonic() < deadline, deploy_sudo(host, f"fail2ban-client status {jail}")
+            time.sleep(1)
+        assert tcp_outcome(host.address, 443) == "refused"
+        assert tcp_outcome(host.address, 80) == "refused"
+        assert tcp_outcome(host.address, 22) == "open"
+        assert me in deploy_sudo(host, f"fail2ban-client status {jail}")
+        deadline = time.monotonic() + TEST_BANTIME + BAN_WAIT
+        while tcp_outcome(host.address, 443) != "open":
+            assert time.monotonic() < deadline, f"{me} still banned from 443"
+            time.sleep(2)
+    finally:
+        ssh_as(host, "deploy", f"sudo fail2ban-client set {jail} bantime {bantime}")
+        ssh_as(host, "deploy", f"sudo fail2ban-client set {jail} addignoreip {TEST_NETWORK}")
+        ssh_as(host, "deploy", f"sudo fail2ban-client set {jail} unbanip {me}")
 
 
 def test_repeated_failed_logins_ban_the_address(provisioned: Provisioned) -> None:
