@@ -193,7 +193,9 @@ def skops_bytes(pipeline: Pipeline) -> bytes:
 
 def _renamed(filename: str, ids: dict[int, int]) -> str:
     stem, dot, suffix = filename.partition(".")
-    return f"{ids.setdefault(int(stem), len(ids) + 1)}{dot}{suffix}" if stem.isdigit() else filename
+    return (
+        f"{ids.setdefault(int(stem), len(ids) + 1)}{dot}{suffix}" if stem.isdigit() else filename
+    )
 
 
 def _renumber(node: Any, ids: dict[int, int]) -> Any:

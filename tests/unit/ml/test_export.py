@@ -15,8 +15,8 @@ from app.services.manifest import (
     RegressionOutput,
 )
 from app.services.model_store import load_bundle
-from ml import export
 from app.services.runtimes import RawOutput as OnnxOutputs
+from ml import export
 from ml.agreement import DisagreementError as AgreementError
 from ml.agreement import check_agreement
 from ml.export import ExportError, ExportParams, check_metrics
@@ -106,7 +106,9 @@ def test_bundle_from_repository_params(bundle_dir: Path) -> None:
     assert isinstance(manifest.output, ClassificationOutput)
     assert manifest.output.classes == ["class_0", "class_1", "class_2"]
     assert len(manifest.features) == 13
-    assert all(f.min is not None and f.max is not None and f.min <= f.max for f in manifest.features)
+    assert all(
+        f.min is not None and f.max is not None and f.min <= f.max for f in manifest.features
+    )
     assert manifest.metrics["accuracy"] >= 0.9
     assert len(manifest.golden) == 5
     assert manifest.git_rev == "unreleased"  # stamped at release/deploy time (ml.stamp)
@@ -115,7 +117,9 @@ def test_bundle_from_repository_params(bundle_dir: Path) -> None:
 def test_regression_example_with_a_categorical_feature_exports_a_servable_bundle(
     tmp_path: Path,
 ) -> None:
-    example = yaml.safe_load((PROJECT_ROOT / "examples/diabetes-regressor.params.yaml").read_text())
+    example = yaml.safe_load(
+        (PROJECT_ROOT / "examples/diabetes-regressor.params.yaml").read_text()
+    )
     paths = make_root(tmp_path, **example)
     bundle = run_all(paths)
     model = load_bundle(bundle)
