@@ -10,9 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 MANIFEST_FILENAME = "manifest.json"
 VERSION_LENGTH = 12
@@ -54,6 +62,13 @@ class FeatureSpec(_Frozen):
         elif self.allowed is not None:
             raise ValueError(f"numeric feature {self.name!r} may not list 'allowed' values")
         return self
+
+    @model_serializer(mode="wrap")
+    def _leave_out_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Absent fields stay absent in JSON (a numeric feature has no ``allowed``), as in
+        bundles written before these fields existed."""
+        data: dict[str, Any] = handler(self)
+        return {key: value for key, value in data.items() if value is not None}
 
     @property
     def is_categorical(self) -> bool:
