@@ -27,7 +27,7 @@ from ml.paths import PROJECT_ROOT
 from ml.pipeline import run_all
 from tests.system.ansible_run import REPO, PlaybookRun, run_playbook
 from tests.system.conftest import Provisioned, bundle_manifest
-from tests.system.test_site import deploy_sudo, http
+from tests.system.test_site import deploy_sudo
 from tests.unit.conftest import make_root
 
 pytestmark = pytest.mark.system
@@ -55,6 +55,26 @@ def variant_bundle(
     )
     (target / "manifest.json").write_text(json.dumps(raw, indent=2))
     return target, raw["version"]
+
+
+def base_url(provisioned: Provisioned) -> str:
+    """Where nginx serves the API: http, or https after a redirect (contract 1)."""
+    response = httpx.get(
+        f"http://{provisioned.host.address}/health", follow_redirects=True, verify=False
+    )
+    return str(response.url).removesuffix("/health")
+
+
+def http(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    """GET or POST through nginx, https-tolerant; ``url`` starts with http://ADDRESS."""
+    with httpx.Client(follow_redirects=True, verify=False, timeout=10) as client:
+        if body is None:
+            response = client.get(url)
+        else:  # POST straight to the final scheme: a redirect would turn it into a GET
+            address, path = url.removeprefix("http://").split("/", 1)
+            health = client.get(f"http://{address}/health")
+            response = client.post(str(health.url).removesuffix("/health") + "/" + path, json=body)
+    return response.status_code, response.json()
 
 
 def served_version(provisioned: Provisioned) -> str:
@@ -176,7 +196,7 @@ def test_deploy_and_rollback_under_traffic_drop_no_request_and_are_recorded(
 ) -> None:
     bundle, version = variant_bundle(tmp_path, "zero-downtime")
     golden = [pair["input"] for pair in bundle_manifest()["golden"]]
-    traffic = Traffic(f"http://{provisioned.host.address}/v1/predict", {"records": golden})
+    traffic = Traffic(f"{base_url(provisioned)}/v1/predict", {"records": golden})
     with traffic.running():
         time.sleep(2)
         started = time.monotonic()
