@@ -215,7 +215,9 @@ def test_deploy_and_rollback_under_traffic_drop_no_request_and_are_recorded(
         assert back.returncode == 0, back.output[-4000:]
         time.sleep(2)
     print(
-        f"deploy {deploy_seconds:.1f} s, rollback {rollback_seconds:.1f} s, {traffic.ok} requests"
+        f"deploy {deploy_seconds:.1f} s, rollback {rollback_seconds:.1f} s, {traffic.ok} "
+        f"requests answered ({traffic.fallbacks} from the fallback cache), "
+        f"{len(traffic.failures)} failed"
     )
     assert traffic.failures == [], traffic.failures[:5]
     assert traffic.ok > 50 and traffic.versions == {original, version}
