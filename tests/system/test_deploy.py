@@ -154,7 +154,10 @@ def test_failed_smoke_test_through_nginx_rolls_back(
 
 @dataclass
 class Traffic:
-    """Steady prediction requests through nginx from a few threads, counting every outcome."""
+    """Steady prediction requests through nginx from a few threads, counting every outcome.
+
+    Paced below nginx's per-client rate limit (nginx_rate_limit_predict, 20 r/s): a 429 is the
+    limiter doing its job, not a deploy dropping a request."""
 
     url: str
     body: dict[str, Any]
@@ -180,10 +183,10 @@ class Traffic:
                     self.versions.add(response.json()["model_version"])
                 else:
                     self.failures.append(f"{response.status_code}: {response.text[:200]}")
-                time.sleep(0.01)
+                time.sleep(0.2)
 
     @contextmanager
-    def running(self, threads: int = 3) -> Iterator[Traffic]:
+    def running(self, threads: int = 2) -> Iterator[Traffic]:
         workers = [threading.Thread(target=self._worker, daemon=True) for _ in range(threads)]
         for worker in workers:
             worker.start()
@@ -220,7 +223,7 @@ def test_deploy_and_rollback_under_traffic_drop_no_request_and_are_recorded(
         f"{len(traffic.failures)} failed"
     )
     assert traffic.failures == [], traffic.failures[:5]
-    assert traffic.ok > 50 and traffic.versions == {original, version}
+    assert traffic.ok > 100 and traffic.versions == {original, version}
     assert served_version(provisioned) == original
 
     *_, deployed, rolled_back = history(provisioned)
