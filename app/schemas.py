@@ -22,10 +22,12 @@ def build_record_model(features: Sequence[FeatureSpec]) -> type[BaseModel]:
     """
     fields: dict[str, Any] = {
         f"f{index}": (
-            FiniteNumber,
+            Literal[tuple(feature.allowed or ())] if feature.is_categorical else FiniteNumber,
             Field(
                 alias=feature.name,
-                description=f"{feature.dtype}, seen in training: {feature.min} to {feature.max}",
+                description=f"one of {feature.allowed}"
+                if feature.is_categorical
+                else f"{feature.dtype}, seen in training: {feature.min} to {feature.max}",
             ),
         )
         for index, feature in enumerate(features)

@@ -1,4 +1,4 @@
-"""Write a model bundle directory atomically: ``<target>/{model.onnx, manifest.json}``.
+"""Write a model bundle directory atomically: ``<target>/{model.onnx|model.skops, manifest.json}``.
 
 The bundle is assembled in a temporary directory next to the target (same filesystem) and
 renamed into place, so a reader sees the old bundle, no bundle, or the complete new one, never a
@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from app.services.manifest import (
@@ -20,58 +19,53 @@ from app.services.manifest import (
     FeatureSpec,
     GoldenPair,
     Manifest,
+    ModelFormat,
     OutputSpec,
+    Reference,
     compute_version,
     sha256_hex,
 )
 
-MODEL_FILENAME = "model.onnx"
-# Paths whose uncommitted changes make a bundle "dirty": they decide what the model is.
-TRAINING_PATHS = ("ml", "params.yaml", "dvc.yaml")
+# Placeholders written by export (deterministic output); ml.stamp sets the real values at
+# release/deploy time. Neither is covered by the version hash or the file hashes.
+UNSTAMPED_REV = "unreleased"
+UNSTAMPED_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def build_manifest(
     *,
     name: str,
+    fmt: ModelFormat,
+    model_file: str,
     model: bytes,
     features: list[FeatureSpec],
     output: OutputSpec,
     metrics: dict[str, float],
     golden: list[GoldenPair],
+    reference: Reference | None,
     git_rev: str,
     created_at: datetime,
 ) -> Manifest:
-    files = {MODEL_FILENAME: sha256_hex(model)}
+    files = {model_file: sha256_hex(model)}
     return Manifest(
         name=name,
-        version=compute_version("onnx", files, features, output),
-        format="onnx",
-        model_file=MODEL_FILENAME,
+        version=compute_version(fmt, files, features, output),
+        format=fmt,
+        model_file=model_file,
         files=files,
         features=features,
         output=output,
         metrics=metrics,
         golden=golden,
+        reference=reference,
         git_rev=git_rev,
         created_at=created_at,
     )
 
 
-def git_revision(root: Path) -> str:
-    """HEAD of the repository at ``root``, suffixed ``-dirty`` if training inputs have changes."""
-    try:
-        rev = _git(root, "rev-parse", "HEAD")
-        dirty = _git(root, "status", "--porcelain", "--", *TRAINING_PATHS)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{rev}-dirty" if dirty else rev
-
-
-def _git(root: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=30
-    )
-    return result.stdout.strip()
+def manifest_bytes(manifest: Manifest) -> bytes:
+    """The manifest as written: stable key order, no null fields."""
+    return (manifest.model_dump_json(indent=2, exclude_none=True) + "\n").encode()
 
 
 def write_bundle(target: Path, files: dict[str, bytes], manifest: Manifest) -> Path:
@@ -87,7 +81,7 @@ def write_bundle(target: Path, files: dict[str, bytes], manifest: Manifest) -> P
         staging.chmod(0o755)  # mkdtemp makes it private; the server's user must read it
         for name, data in files.items():
             _write_synced(staging / name, data)
-        _write_synced(staging / MANIFEST_FILENAME, manifest.model_dump_json(indent=2).encode())
+        _write_synced(staging / MANIFEST_FILENAME, manifest_bytes(manifest))
         _fsync_dir(staging)
         _replace_dir(staging, target)
     finally:

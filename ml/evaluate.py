@@ -1,4 +1,5 @@
-"""Stage ``evaluate``: score the converted ONNX model, the artifact that will be served."""
+"""Stage ``evaluate``: score the candidate in the format it will be served in (ONNX or skops),
+through the same runtime the server uses."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_score
 
-from ml.data import as_model_input, read_split, task_of
-from ml.onnx_model import run_onnx
+from ml.candidate import read_candidate
+from ml.data import read_split, records, task_of
 from ml.paths import Paths
 from ml.stage import cli
 
@@ -35,7 +36,7 @@ def compute_metrics(
 
 def run(paths: Paths) -> dict[str, float]:
     x_test, y_test = read_split(paths.test_csv)
-    outputs = run_onnx(paths.candidate_model.read_bytes(), as_model_input(x_test))
+    outputs = read_candidate(paths).runtime().run(records(x_test))
     classification = task_of(y_test) == "classification"
     y_true = y_test.to_numpy(dtype=object if classification else np.float64)
     y_pred = outputs.predictions.astype(object if classification else np.float64)

@@ -1,31 +1,37 @@
 """Stage ``export``: gate the candidate model and write the bundle ``models/<model_name>/``.
 
 Refuses (exit 1, message on stderr) when a metric is below ``export.min_metrics`` or when the
-ONNX model disagrees with scikit-learn beyond ``export.tolerance``.
+candidate (ONNX or skops, run through the server's runtime) disagrees with scikit-learn beyond
+``export.tolerance``.
+
+The bundle depends only on the stage's inputs: no clock, no git. ``git_rev`` and
+``created_at`` hold placeholders that ``ml.stamp`` replaces at release/deploy time (neither is
+covered by the version hash or the file hashes), so ``dvc repro`` gives byte-identical output
+and ``dvc.lock`` stays unchanged for unchanged inputs.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.services.manifest import (
     ClassificationOutput,
-    FeatureSpec,
     GoldenOutput,
     GoldenPair,
     OutputSpec,
     RegressionOutput,
 )
-from ml.bundle import MODEL_FILENAME, build_manifest, git_revision, write_bundle
-from ml.data import as_model_input, read_split
-from ml.onnx_model import OnnxOutputs, run_onnx
+from app.services.runtimes import RawOutput
+from ml import histograms
+from ml.agreement import DisagreementError, check_agreement
+from ml.bundle import UNSTAMPED_REV, UNSTAMPED_TIME, build_manifest, write_bundle
+from ml.candidate import read_candidate
+from ml.data import read_split, records
 from ml.params import load_section
 from ml.paths import CANDIDATE_DIRNAME, Paths
 from ml.reference import SklearnReference
@@ -41,6 +47,8 @@ class ExportParams(BaseModel):
     min_metrics: dict[str, float] = Field(min_length=1)
     tolerance: float = Field(gt=0, le=0.01)
     golden_count: int = Field(ge=1, le=50)
+    # Bins of the numeric reference histograms (drift).
+    histogram_bins: int = Field(default=histograms.DEFAULT_BINS, ge=2, le=100)
 
 
 class ExportError(StageError):
@@ -64,45 +72,6 @@ def check_metrics(metrics: dict[str, float], minimums: dict[str, float]) -> None
         )
 
 
-def check_agreement(onnx: OnnxOutputs, reference: SklearnReference, tolerance: float) -> None:
-    """The ONNX model must give scikit-learn's answers on the test split."""
-    expected = reference.predictions
-    if reference.task == "classification":
-        mismatches = int(np.sum(onnx.predictions.astype(str) != np.asarray(expected, dtype=str)))
-        if mismatches:
-            raise ExportError(
-                f"ONNX and scikit-learn predict different classes for {mismatches} of "
-                f"{len(expected)} test rows; the conversion is wrong for this estimator"
-            )
-        if onnx.probabilities is None or reference.probabilities is None:
-            raise ExportError("a classifier must output probabilities")
-        diff = float(np.max(np.abs(onnx.probabilities - np.asarray(reference.probabilities))))
-        what = "probabilities"
-    else:
-        values = np.asarray(expected, dtype=np.float64)
-        # Relative for values beyond 1 in magnitude: float32 keeps ~7 significant digits.
-        diff = float(np.max(np.abs(onnx.predictions - values) / np.maximum(1.0, np.abs(values))))
-        what = "predictions (relative)"
-    if not diff <= tolerance:
-        raise ExportError(
-            f"ONNX {what} differ from scikit-learn's by up to {diff:.3g}, more than "
-            f"export.tolerance = {tolerance}; the conversion is not faithful for this estimator"
-        )
-    log.info("ONNX agrees with scikit-learn: max |diff| %.3g <= %g", diff, tolerance)
-
-
-def feature_specs(features: pd.DataFrame) -> list[FeatureSpec]:
-    return [
-        FeatureSpec(
-            name=str(name),
-            dtype="float64",
-            min=float(features[name].min()),
-            max=float(features[name].max()),
-        )
-        for name in features.columns
-    ]
-
-
 def output_spec(reference: SklearnReference) -> OutputSpec:
     if reference.task == "classification":
         return ClassificationOutput(classes=reference.classes or [])
@@ -110,54 +79,71 @@ def output_spec(reference: SklearnReference) -> OutputSpec:
 
 
 def golden_pairs(
-    features: pd.DataFrame, onnx: OnnxOutputs, output: OutputSpec, count: int
+    features: pd.DataFrame, outputs: RawOutput, output: OutputSpec, count: int
 ) -> list[GoldenPair]:
     pairs = []
-    for row in range(min(count, len(features))):
-        record = {str(name): float(value) for name, value in features.iloc[row].items()}
+    for row, record in enumerate(records(features.iloc[:count])):
         if isinstance(output, ClassificationOutput):
-            assert onnx.probabilities is not None
+            assert outputs.probabilities is not None
             result = GoldenOutput(
-                prediction=str(onnx.predictions[row]),
+                prediction=str(outputs.predictions[row]),
                 probabilities={
                     cls: float(p)
-                    for cls, p in zip(output.classes, onnx.probabilities[row], strict=True)
+                    for cls, p in zip(output.classes, outputs.probabilities[row], strict=True)
                 },
             )
         else:
-            result = GoldenOutput(prediction=float(onnx.predictions[row]))
+            result = GoldenOutput(prediction=float(outputs.predictions[row]))
         pairs.append(GoldenPair(input=record, output=result))
     return pairs
 
 
-def run(params: ExportParams, paths: Paths, created_at: datetime | None = None) -> Path:
+def run(params: ExportParams, paths: Paths) -> Path:
     if params.model_name == CANDIDATE_DIRNAME:
         raise ExportError(f"export.model_name may not be '{CANDIDATE_DIRNAME}' (train's output)")
     metrics = json.loads(paths.metrics_file.read_text())
     check_metrics(metrics, params.min_metrics)
 
-    model = paths.candidate_model.read_bytes()
-    reference = SklearnReference.read(paths.candidate_reference)
+    candidate = read_candidate(paths)
+    runtime = candidate.runtime()
     x_train, _ = read_split(paths.train_csv)
     x_test, _ = read_split(paths.test_csv)
-    if reference.features != list(x_test.columns):
-        raise ExportError("the trained model's features differ from data/prepared; run dvc repro")
-    onnx = run_onnx(model, as_model_input(x_test))
-    check_agreement(onnx, reference, params.tolerance)
+    test_outputs = runtime.run(records(x_test))
+    try:
+        diff = check_agreement(
+            test_outputs, candidate.reference, params.tolerance, candidate.format
+        )
+    except DisagreementError as exc:
+        raise ExportError(str(exc)) from exc
+    log.info("%s agrees with scikit-learn: max |diff| %.3g", candidate.format, diff)
 
-    output = output_spec(reference)
+    output = output_spec(candidate.reference)
+    classes = output.classes if isinstance(output, ClassificationOutput) else None
+    reference = histograms.reference(
+        {str(name): x_train[name].tolist() for name in x_train.columns},
+        candidate.features,
+        runtime.run(records(x_train)).predictions,
+        classes,
+        params.histogram_bins,
+    )
+    model_file = f"model.{candidate.format}"
     manifest = build_manifest(
         name=params.model_name,
-        model=model,
-        features=feature_specs(x_train),
+        fmt=candidate.reference.format,
+        model_file=model_file,
+        model=candidate.model,
+        features=candidate.features,
         output=output,
         metrics=metrics,
-        golden=golden_pairs(x_test, onnx, output, params.golden_count),
-        git_rev=git_revision(paths.root),
-        created_at=created_at or datetime.now(timezone.utc),
+        golden=golden_pairs(x_test, test_outputs, output, params.golden_count),
+        reference=reference,
+        git_rev=UNSTAMPED_REV,
+        created_at=UNSTAMPED_TIME,
     )
-    target = write_bundle(paths.bundle_dir(params.model_name), {MODEL_FILENAME: model}, manifest)
-    log.info("wrote bundle %s version %s", target, manifest.version)
+    target = write_bundle(
+        paths.bundle_dir(params.model_name), {model_file: candidate.model}, manifest
+    )
+    log.info("wrote bundle %s version %s (%s)", target, manifest.version, candidate.format)
     return target
 
 

@@ -43,9 +43,9 @@ class Paths:
         """Output of ``train``: the converted model and scikit-learn's own reference outputs."""
         return self.models_dir / CANDIDATE_DIRNAME
 
-    @property
-    def candidate_model(self) -> Path:
-        return self.candidate_dir / "model.onnx"
+    def candidate_model(self, fmt: str) -> Path:
+        """The candidate's model file: ``model.onnx`` or ``model.skops``."""
+        return self.candidate_dir / f"model.{fmt}"
 
     @property
     def candidate_reference(self) -> Path:

@@ -12,10 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sklearn import datasets
 from sklearn.model_selection import train_test_split
 
-from ml.data import TARGET, Task
+from ml.data import TARGET, Task, write_schema
 from ml.params import load_section
 from ml.paths import Paths
-from ml.stage import cli
+from ml.stage import StageError, cli
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +27,18 @@ DATASETS: dict[str, tuple[Callable[..., Any], Task]] = {
 }
 
 
+class PrepareError(StageError):
+    """The dataset cannot be prepared with these parameters."""
+
+
 class PrepareParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset: Literal["wine", "breast_cancer", "diabetes"]
     test_size: float = Field(gt=0, lt=1)
     random_state: int
+    # Columns (after renaming) to treat as categories: their values become strings.
+    categorical: list[str] = Field(default_factory=list)
 
 
 def column_name(raw: str) -> str:
@@ -46,7 +52,8 @@ def load_dataset(name: str) -> tuple[pd.DataFrame, Task]:
     Classification targets are class names (strings), so the API answers with names.
     """
     loader, task = DATASETS[name]
-    bunch = loader(as_frame=True)
+    # diabetes: the original units (age in years, sex 1/2, ...), not the scaled columns.
+    bunch = loader(as_frame=True, **({"scaled": False} if name == "diabetes" else {}))
     frame = bunch.data.astype("float64").rename(columns=column_name)
     if task == "classification":
         frame[TARGET] = [str(bunch.target_names[i]) for i in bunch.target]
@@ -55,8 +62,23 @@ def load_dataset(name: str) -> tuple[pd.DataFrame, Task]:
     return frame, task
 
 
+def as_category(column: pd.Series) -> pd.Series:
+    """Category labels as strings; whole numbers without a decimal part (2.0 -> "2")."""
+    return column.map(lambda v: str(int(v)) if float(v).is_integer() else str(v)).astype(object)
+
+
 def run(params: PrepareParams, paths: Paths) -> None:
     frame, task = load_dataset(params.dataset)
+    unknown = sorted(
+        set(params.categorical) - set(frame.columns) | {TARGET} & set(params.categorical)
+    )
+    if unknown:
+        raise PrepareError(
+            f"prepare.categorical names {unknown}, which are not feature columns of "
+            f"{params.dataset}; its columns are {[c for c in frame.columns if c != TARGET]}"
+        )
+    for name in params.categorical:
+        frame[name] = as_category(frame[name])
     train, test = train_test_split(
         frame,
         test_size=params.test_size,
@@ -66,6 +88,7 @@ def run(params: PrepareParams, paths: Paths) -> None:
     paths.prepared_dir.mkdir(parents=True, exist_ok=True)
     train.to_csv(paths.train_csv, index=False)
     test.to_csv(paths.test_csv, index=False)
+    write_schema(paths.prepared_dir, list(params.categorical))
     log.info("prepared %s: %d train rows, %d test rows", params.dataset, len(train), len(test))
 
 

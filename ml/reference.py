@@ -1,4 +1,7 @@
-"""scikit-learn's own outputs on the test split, written by ``train`` and checked by ``export``."""
+"""scikit-learn's own outputs on the test split, written by ``train`` and checked by ``export``.
+
+Also records which format ``train`` chose for the candidate and why.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from app.services.manifest import ModelFormat
 from ml.data import Task
 
 
@@ -14,6 +18,10 @@ class SklearnReference(BaseModel):
 
     task: Task
     features: list[str]
+    categorical: list[str] = []
+    format: ModelFormat = "onnx"
+    # Why the candidate is not ONNX (conversion error or disagreement), for skops candidates.
+    format_reason: str | None = None
     classes: list[str] | None = None
     predictions: list[str] | list[float]
     probabilities: list[list[float]] | None = None

@@ -10,9 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 MANIFEST_FILENAME = "manifest.json"
 VERSION_LENGTH = 12
@@ -27,13 +35,44 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+FeatureDtype = Literal["float64", "int64", "category"]
+ModelFormat = Literal["onnx", "skops"]
+
+
 class FeatureSpec(_Frozen):
-    """One input column, in the order the model expects it."""
+    """One input column, in the order the model expects it.
+
+    Numeric features (``float64``, ``int64``) carry the training range in ``min``/``max``;
+    categorical ones (``category``) the accepted values in ``allowed``.
+    """
 
     name: Annotated[str, Field(min_length=1, max_length=128)]
-    dtype: Literal["float64"]
-    min: float
-    max: float
+    dtype: FeatureDtype | None = None
+    min: float | None = None
+    max: float | None = None
+    allowed: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _fits_dtype(self) -> FeatureSpec:
+        if self.dtype == "category":
+            if not self.allowed:
+                raise ValueError(f"categorical feature {self.name!r} needs 'allowed' values")
+            if self.min is not None or self.max is not None:
+                raise ValueError(f"categorical feature {self.name!r} has no min/max")
+        elif self.allowed is not None:
+            raise ValueError(f"numeric feature {self.name!r} may not list 'allowed' values")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _leave_out_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Absent fields stay absent in JSON (a numeric feature has no ``allowed``), as in
+        bundles written before these fields existed."""
+        data: dict[str, Any] = handler(self)
+        return {key: value for key, value in data.items() if value is not None}
+
+    @property
+    def is_categorical(self) -> bool:
+        return self.dtype == "category"
 
 
 class ClassificationOutput(_Frozen):
@@ -56,12 +95,13 @@ class GoldenOutput(_Frozen):
 class GoldenPair(_Frozen):
     """An input record and the output the exported model gave for it."""
 
-    input: dict[str, float]
+    input: dict[str, float | str]
     output: GoldenOutput
 
 
 class NumericHistogram(_Frozen):
-    """Counts of training values between consecutive ``edges`` (k+1 increasing edges)."""
+    """Counts of training values between consecutive ``edges`` (k+1 non-decreasing edges); a
+    value falls in ``[edges[i], edges[i+1])``, the last bin includes its right edge."""
 
     edges: Annotated[list[float], Field(min_length=2)]
     counts: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
@@ -107,7 +147,7 @@ class Manifest(_Frozen):
     manifest_schema: Literal[1] = 1
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
     version: Annotated[str, Field(pattern=rf"^[0-9a-f]{{{VERSION_LENGTH}}}$")]
-    format: Literal["onnx"]
+    format: ModelFormat
     model_file: FileName
     files: dict[FileName, Sha256]
     features: Annotated[list[FeatureSpec], Field(min_length=1)]
@@ -141,6 +181,13 @@ class Manifest(_Frozen):
             raise ValueError(f"model_file {self.model_file!r} is not listed in files")
         return self
 
+    @model_validator(mode="after")
+    def _model_file_fits_format(self) -> Manifest:
+        suffix = f".{self.format}"
+        if not self.model_file.endswith(suffix):
+            raise ValueError(f"a {self.format} bundle's model_file must end with {suffix}")
+        return self
+
     @property
     def feature_names(self) -> list[str]:
         return [feature.name for feature in self.features]
@@ -161,7 +208,7 @@ def compute_version(
     content = {
         "format": fmt,
         "files": dict(sorted(files.items())),
-        "features": [feature.model_dump(mode="json") for feature in features],
+        "features": [feature.model_dump(mode="json", exclude_none=True) for feature in features],
         "output": output.model_dump(mode="json"),
     }
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=False)

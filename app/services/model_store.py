@@ -12,11 +12,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from pathlib import Path
 
-import numpy as np
-import onnxruntime as ort
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from app.core import metrics
@@ -30,6 +27,7 @@ from app.services.manifest import (
     compute_version,
     sha256_hex,
 )
+from app.services.runtimes import OnnxRuntime, Runtime, RuntimeLoadError, SkopsRuntime
 
 log = logging.getLogger("berth.model")
 
@@ -74,15 +72,13 @@ class Prediction:
 
 
 class LoadedModel:
-    """A verified bundle, ready to predict. Thread-safe: onnxruntime allows concurrent runs."""
+    """A verified bundle, ready to predict. Thread-safe: both runtimes allow concurrent runs."""
 
-    def __init__(self, manifest: Manifest, session: ort.InferenceSession) -> None:
+    def __init__(self, manifest: Manifest, runtime: Runtime) -> None:
         self.manifest = manifest
         self.record_model: type[BaseModel] = build_record_model(manifest.features)
         self._records_adapter = TypeAdapter(list[self.record_model])  # type: ignore[name-defined]
-        self._session = session
-        self._input_name = session.get_inputs()[0].name
-        self._output_names = [output.name for output in session.get_outputs()]
+        self._runtime = runtime
 
     @property
     def version(self) -> str:
@@ -98,32 +94,21 @@ class LoadedModel:
         )
         return records_out
 
-    def predict(self, records: Sequence[Mapping[str, float]]) -> Prediction:
-        """Predict validated records (every feature present, finite)."""
-        names = self.manifest.feature_names
-        # itemgetter picks all features of a record in one C call (a list comprehension over
-        # names costs several times more per row).
-        inputs = np.array(list(map(itemgetter(*names), records)), np.float32).reshape(
-            len(records), len(names)
-        )
-        outputs = dict(
-            zip(
-                self._output_names,
-                self._session.run(None, {self._input_name: inputs}),
-                strict=True,
-            )
-        )
+    def predict(self, records: Sequence[Mapping[str, float | str]]) -> Prediction:
+        """Predict validated records (every feature present, numeric ones finite)."""
+        raw = self._runtime.run(records)
         output = self.manifest.output
         if isinstance(output, ClassificationOutput):
-            probabilities = np.asarray(outputs["probabilities"], dtype=np.float64)
+            if raw.probabilities is None:
+                raise ValueError("the classifier gave no probabilities")
             return Prediction(
-                predictions=[str(label) for label in outputs["label"]],
+                predictions=[str(label) for label in raw.predictions],
                 probabilities=[
-                    dict(zip(output.classes, row.tolist(), strict=True)) for row in probabilities
+                    dict(zip(output.classes, row.tolist(), strict=True))
+                    for row in raw.probabilities
                 ],
             )
-        values = np.asarray(outputs["variable"], dtype=np.float64).reshape(-1)
-        return Prediction(predictions=values.tolist(), probabilities=None)
+        return Prediction(predictions=raw.predictions.tolist(), probabilities=None)
 
 
 def load_bundle(bundle_dir: Path, threads: int = 1) -> LoadedModel:
@@ -134,8 +119,7 @@ def load_bundle(bundle_dir: Path, threads: int = 1) -> LoadedModel:
     refuse_unsafe_files(bundle_dir)
     manifest = read_manifest(bundle_dir)
     model_bytes = read_verified_files(bundle_dir, manifest)[manifest.model_file]
-    session = open_session(model_bytes, threads)
-    model = LoadedModel(manifest, session)
+    model = LoadedModel(manifest, open_runtime(manifest, model_bytes, threads))
     check_golden(model)
     return model
 
@@ -145,8 +129,9 @@ def refuse_unsafe_files(bundle_dir: Path) -> None:
         if path.name.lower().endswith(PICKLE_SUFFIXES):
             raise UnsafeFileError(
                 f"refusing bundle {bundle_dir}: it contains {path.name}, a pickle/joblib file. "
-                "Loading pickle executes arbitrary code, so Berth never loads it; "
-                f"{REEXPORT_HINT} (ONNX + manifest.json)"
+                "Loading pickle executes arbitrary code, so Berth never loads it. Export the "
+                "model with `dvc repro` instead: it writes ONNX, or skops (a format that is "
+                "inspected before loading) when the estimator does not convert to ONNX"
             )
 
 
@@ -194,15 +179,16 @@ def read_verified_files(bundle_dir: Path, manifest: Manifest) -> dict[str, bytes
     return contents
 
 
-def open_session(model_bytes: bytes, threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+def open_runtime(manifest: Manifest, model_bytes: bytes, threads: int) -> Runtime:
+    """The runtime of the manifest's format, or ``ModelLoadError`` with the reason."""
+    output = manifest.output
+    classes = output.classes if isinstance(output, ClassificationOutput) else None
     try:
-        return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own untyped errors for bad models
-        raise ModelLoadError(f"onnxruntime cannot load the model: {exc}") from exc
+        if manifest.format == "skops":
+            return SkopsRuntime(model_bytes, manifest.features, classes)
+        return OnnxRuntime(model_bytes, manifest.features, threads)
+    except RuntimeLoadError as exc:
+        raise ModelLoadError(f"{manifest.model_file}: {exc}; {REEXPORT_HINT}") from exc
 
 
 def check_golden(model: LoadedModel) -> None:

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from berth.cli.runner import CliError
 from berth.cli.status import HostState
-
-
-def _model_options(project: Path) -> dict[str, Any]:
-    spec = yaml.safe_load((project / "roles/model/meta/argument_specs.yml").read_text())
-    options: dict[str, Any] = spec["argument_specs"]["main"].get("options", {})
-    return options
 
 
 def default_bundle(project: Path) -> Path:
@@ -32,27 +25,16 @@ def bundle_version(bundle: Path) -> str:
 
 
 def deploy_vars(project: Path, version: str | None, bundle: Path | None) -> dict[str, str]:
-    """Extra vars for playbooks/deploy.yml.
-
-    The model role takes `model_version` once it declares it (fetched from the DVC remote);
-    until then a VERSION must be the bundle this checkout exported, shipped with model_bundle_dir.
-    """
+    """Extra vars for playbooks/deploy.yml: a release tag or bundle version (``model_version``,
+    fetched through DVC on the control node), else a bundle directory (default: this
+    checkout's)."""
     extravars: dict[str, str] = {}
     if bundle is not None:
         extravars["model_bundle_dir"] = str(bundle.resolve())
     if version is None:
         bundle_version(bundle or default_bundle(project))  # fail early when nothing was exported
         return extravars
-    if "model_version" in _model_options(project):
-        extravars["model_version"] = version
-        return extravars
-    local = bundle_version(bundle or default_bundle(project))
-    if local != version:
-        raise CliError(
-            f"this checkout's bundle is version {local}, not {version}. Check out the commit that "
-            f"built {version} and run `make model`, or use `berth rollback {version}` if that "
-            "version is still on the servers."
-        )
+    extravars["model_version"] = version
     return extravars
 
 

@@ -73,22 +73,9 @@ def test_down_without_a_terminal_needs_yes(
     assert "pass --yes" in capsys.readouterr().err
 
 
-def test_deploy_version_must_match_this_checkouts_bundle(tmp_path: Path) -> None:
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    (bundle / "manifest.json").write_text(json.dumps({"version": "abcdef012345"}))
-    assert model.deploy_vars(REPO, "abcdef012345", bundle) == {"model_bundle_dir": str(bundle)}
-    with pytest.raises(CliError, match="bundle is version abcdef012345, not 0000aaaa1111"):
-        model.deploy_vars(REPO, "0000aaaa1111", bundle)
-
-
-def test_deploy_passes_model_version_when_the_role_takes_it(tmp_path: Path) -> None:
-    specs = tmp_path / "roles" / "model" / "meta"
-    specs.mkdir(parents=True)
-    (specs / "argument_specs.yml").write_text(
-        "argument_specs:\n  main:\n    options:\n      model_version: {type: str}\n"
-    )
-    assert model.deploy_vars(tmp_path, "0000aaaa1111", None) == {"model_version": "0000aaaa1111"}
+def test_deploy_passes_the_version_to_the_model_role() -> None:
+    assert model.deploy_vars(REPO, "model-v3", None) == {"model_version": "model-v3"}
+    assert model.deploy_vars(REPO, "0000aaaa1111", None) == {"model_version": "0000aaaa1111"}
 
 
 def test_deploy_without_a_bundle_says_make_model(tmp_path: Path) -> None:

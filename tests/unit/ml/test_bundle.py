@@ -10,11 +10,13 @@ import pytest
 
 from app.services.manifest import FeatureSpec, Manifest, RegressionOutput, compute_version
 from ml import bundle, export
-from ml.bundle import MODEL_FILENAME, build_manifest, write_bundle
+from ml.bundle import UNSTAMPED_REV, UNSTAMPED_TIME, build_manifest, write_bundle
 from ml.params import load_section
 from ml.paths import Paths
 from ml.pipeline import run_all
 from tests.unit.conftest import make_root
+
+MODEL_FILENAME = "model.onnx"
 
 
 def _manifest(path: Path) -> Manifest:
@@ -24,11 +26,14 @@ def _manifest(path: Path) -> Manifest:
 def _small_manifest(model: bytes, name: str = "m") -> Manifest:
     return build_manifest(
         name=name,
+        fmt="onnx",
+        model_file=MODEL_FILENAME,
         model=model,
         features=[FeatureSpec(name="x", dtype="float64", min=0.0, max=1.0)],
         output=RegressionOutput(),
         metrics={"r2": 0.5},
         golden=[{"input": {"x": 0.5}, "output": {"prediction": 1.0}}],  # type: ignore[list-item]
+        reference=None,
         git_rev="abc",
         created_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
     )
@@ -55,10 +60,12 @@ def test_manifest_records_every_required_field(bundle_dir: Path) -> None:
         "golden",
         "git_rev",
         "created_at",
+        "reference",
     ):
         assert field in raw, field
     assert raw["format"] == "onnx"
     assert set(raw["features"][0]) == {"name", "dtype", "min", "max"}
+    assert set(raw["reference"]["features"]) == {f["name"] for f in raw["features"]}
 
 
 def test_pipeline_twice_gives_the_same_version(pipeline: Paths, tmp_path: Path) -> None:
@@ -66,8 +73,11 @@ def test_pipeline_twice_gives_the_same_version(pipeline: Paths, tmp_path: Path) 
     second = run_all(again)
     first = pipeline.bundle_dir(second.name)
     assert _manifest(first).version == _manifest(second).version
-    assert (first / MODEL_FILENAME).read_bytes() == (second / MODEL_FILENAME).read_bytes()
-    assert _manifest(first).created_at != _manifest(second).created_at
+    # Deterministic export: no clock, no git in the output, so dvc.lock stays unchanged.
+    for name in (MODEL_FILENAME, "manifest.json"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    assert _manifest(first).git_rev == UNSTAMPED_REV
+    assert _manifest(first).created_at == UNSTAMPED_TIME
 
 
 def test_version_ignores_created_at_and_git_rev() -> None:

@@ -6,14 +6,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
-from app.services.manifest import ClassificationOutput, Manifest, RegressionOutput
+from app.services.manifest import (
+    ClassificationOutput,
+    Manifest,
+    NumericHistogram,
+    RegressionOutput,
+)
 from app.services.model_store import load_bundle
+from app.services.runtimes import RawOutput as OnnxOutputs
 from ml import export
-from ml.export import ExportError, ExportParams, check_agreement, check_metrics
-from ml.onnx_model import OnnxOutputs
+from ml.agreement import DisagreementError as AgreementError
+from ml.agreement import check_agreement
+from ml.export import ExportError, ExportParams, check_metrics
 from ml.params import load_section
-from ml.paths import Paths
+from ml.paths import PROJECT_ROOT, Paths
 from ml.pipeline import run_all
 from ml.reference import SklearnReference
 from ml.stage import cli
@@ -75,20 +83,20 @@ def test_agreement_within_tolerance_passes() -> None:
 
 def test_probability_disagreement_is_refused() -> None:
     onnx = OnnxOutputs(np.array(["yes", "no"]), np.array([[0.2, 0.8], [0.7, 0.3]]))
-    with pytest.raises(ExportError, match=r"differ from scikit-learn's by up to 0\.01"):
+    with pytest.raises(AgreementError, match=r"differ from scikit-learn's by up to 0\.01"):
         check_agreement(onnx, _classification_reference([[0.21, 0.79], [0.7, 0.3]]), 1e-4)
 
 
 def test_class_disagreement_is_refused() -> None:
     onnx = OnnxOutputs(np.array(["no", "no"]), np.array([[0.2, 0.8], [0.7, 0.3]]))
-    with pytest.raises(ExportError, match="different classes for 1 of 2"):
+    with pytest.raises(AgreementError, match="different classes for 1 of 2"):
         check_agreement(onnx, _classification_reference([[0.2, 0.8], [0.7, 0.3]]), 1e-4)
 
 
 def test_regression_disagreement_is_relative() -> None:
     reference = SklearnReference(task="regression", features=["a"], predictions=[300.0, 0.5])
     check_agreement(OnnxOutputs(np.array([300.001, 0.50001]), None), reference, 1e-4)
-    with pytest.raises(ExportError, match="predictions"):
+    with pytest.raises(AgreementError, match="predictions"):
         check_agreement(OnnxOutputs(np.array([300.1, 0.5]), None), reference, 1e-4)
 
 
@@ -98,35 +106,44 @@ def test_bundle_from_repository_params(bundle_dir: Path) -> None:
     assert isinstance(manifest.output, ClassificationOutput)
     assert manifest.output.classes == ["class_0", "class_1", "class_2"]
     assert len(manifest.features) == 13
-    assert all(f.min <= f.max for f in manifest.features)
+    assert all(
+        f.min is not None and f.max is not None and f.min <= f.max for f in manifest.features
+    )
     assert manifest.metrics["accuracy"] >= 0.9
     assert len(manifest.golden) == 5
-    assert manifest.git_rev == "unknown"  # the tmp root is not a git checkout
+    assert manifest.git_rev == "unreleased"  # stamped at release/deploy time (ml.stamp)
 
 
-def test_regression_pipeline_exports_a_servable_bundle(tmp_path: Path) -> None:
-    paths = make_root(
-        tmp_path,
-        prepare={"dataset": "diabetes", "test_size": 0.25, "random_state": 0},
-        train={
-            "estimator": "ridge",
-            "random_state": 0,
-            "hyperparams": {"alpha": 1.0},
-            "onnx": {"target_opset": 18, "target_opset_ml": 3},
-        },
-        export={
-            "model_name": "diabetes-ridge",
-            "min_metrics": {"r2": 0.3},
-            "tolerance": 1e-4,
-            "golden_count": 3,
-        },
+def test_regression_example_with_a_categorical_feature_exports_a_servable_bundle(
+    tmp_path: Path,
+) -> None:
+    example = yaml.safe_load(
+        (PROJECT_ROOT / "examples/diabetes-regressor.params.yaml").read_text()
     )
+    paths = make_root(tmp_path, **example)
     bundle = run_all(paths)
     model = load_bundle(bundle)
-    assert isinstance(model.manifest.output, RegressionOutput)
-    result = model.predict([pair.input for pair in model.manifest.golden])
+    manifest = model.manifest
+    assert manifest.name == "diabetes-regressor" and manifest.format == "onnx"
+    assert isinstance(manifest.output, RegressionOutput)
+    sex = next(f for f in manifest.features if f.name == "sex")
+    assert (sex.dtype, sex.allowed, sex.min, sex.max) == ("category", ["1", "2"], None, None)
+    assert manifest.golden[0].input["sex"] in ("1", "2")
+    assert manifest.reference is not None
+    assert manifest.reference.features["sex"].model_dump() == {
+        "values": ["1", "2"],
+        "counts": [175, 156],
+    }
+    predictions = manifest.reference.predictions
+    assert isinstance(predictions, NumericHistogram) and sum(predictions.counts) == 331
+    result = model.predict([pair.input for pair in manifest.golden])
     assert result.probabilities is None
     assert all(isinstance(value, float) for value in result.predictions)
+    # The category changes the answer: it reaches the model, it is not dropped.
+    record = dict(manifest.golden[0].input)
+    other = {**record, "sex": "2" if record["sex"] == "1" else "1"}
+    first, second = model.predict([record, other]).predictions
+    assert first != second
 
 
 def test_export_refuses_onnx_that_disagrees_with_sklearn(pipeline_copy: Paths) -> None:
