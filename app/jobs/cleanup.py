@@ -50,7 +50,9 @@ def cleanup_logs(settings: SchedulerSettings, now: Clock, dry_run: bool) -> Outc
             if not path.is_symlink() and path.is_file() and ROTATED.search(path.name)
         ]
         files.sort(key=_mtime)
-        total = sum(path.lstat().st_size for path in root.rglob("*") if path.is_file())
+        total = sum(
+            p.lstat().st_size for p in root.rglob("*") if not p.is_symlink() and p.is_file()
+        )
         for path in files:
             size = path.lstat().st_size
             too_old_or_big = _mtime(path) < cutoff or total > settings.cleanup_log_max_bytes
