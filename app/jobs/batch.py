@@ -10,6 +10,7 @@ they were: the previous results stay published and turn stale after two missed i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -70,6 +71,9 @@ def score(batch: Batch, model: LoadedModel, chunk_rows: int) -> pa.Table:
     names = model.manifest.feature_names
     present = [name for name in names if name in batch.table.column_names]
     features = batch.table.select(present).to_pylist() if present else []
+    numeric = [f.name for f in model.manifest.features if getattr(f, "dtype", None) != "category"]
+    for record in features:
+        _coerce_numbers(record, numeric)
     features = features or [{} for _ in range(batch.table.num_rows)]
     predictions: list[Any] = [None] * len(features)
     errors: list[str | None] = [None] * len(features)
@@ -91,6 +95,16 @@ def score(batch: Batch, model: LoadedModel, chunk_rows: int) -> pa.Table:
     columns["error"] = errors
     columns["model_version"] = [model.version] * len(features)
     return pa.table(columns)
+
+
+def _coerce_numbers(record: dict[str, Any], names: list[str]) -> None:
+    """CSV columns with one bad value are read as text: turn the numeric ones back to numbers,
+    so only the bad value fails validation, not its whole column."""
+    for name in names:
+        value = record.get(name)
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                record[name] = float(value)
 
 
 def _validate(
