@@ -19,7 +19,7 @@ def golden_inputs(bundle_dir: Path) -> list[dict[str, Any]]:
 
 
 def drop_csv(incoming: Path, name: str, bundle_dir: Path, rows: int, start_id: int) -> list[str]:
-    """Write ``rows`` records as a CSV under a dot name, then rename it in (as operators should)."""
+    """Write ``rows`` records as a CSV under a dot name, then rename it in (as operators do)."""
     inputs = golden_inputs(bundle_dir)
     incoming.mkdir(parents=True, exist_ok=True)
     tmp = incoming / f".{name}"
