@@ -181,6 +181,12 @@ class SchedulerSettings(BaseSettings):
         description="Temporary bundle directories (.tmp-*) and unfinished releases older than "
         "this are leftovers of failed deploys and removed.",
     )
+    cleanup_batch_max_age_days: float = Field(
+        default=30,
+        gt=0,
+        description="Batch result files, and incoming files already scored, older than this are "
+        "removed (never the results that latest.json points at, never unscored files).",
+    )
     cleanup_images_enabled: bool = Field(
         default=True,
         description="Prune dangling container images when docker or podman is installed.",

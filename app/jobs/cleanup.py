@@ -17,6 +17,7 @@ from pathlib import Path
 
 from app.core.config import SchedulerSettings
 from app.jobs.safety import Outcome, checked_root, link_targets, remove
+from app.jobs.state import read_latest, read_watermark
 
 log = logging.getLogger("berth.jobs.cleanup")
 Clock = Callable[[], float]
@@ -220,12 +221,40 @@ def cleanup_images(settings: SchedulerSettings, now: Clock, dry_run: bool) -> Ou
     return outcome
 
 
+def cleanup_batch(settings: SchedulerSettings, now: Clock, dry_run: bool) -> Outcome:
+    """Old result files (except the published ones) and incoming files behind the watermark."""
+    outcome = Outcome(dry_run=dry_run)
+    cutoff = now() - settings.cleanup_batch_max_age_days * 86400
+    latest = read_latest(settings.batch_state_dir)
+    published = {Path(name).name for name in latest.files} if latest else set()
+    results = checked_root(settings.batch_output_dir)
+    if results is not None:
+        for path in _entries(results):
+            if path.is_symlink() or not path.is_file() or path.name in published:
+                continue
+            if path.name.startswith(("results-", TMP_PREFIX)) and _mtime(path) < cutoff:
+                remove(path, results, (), outcome)
+    position = read_watermark(settings.batch_state_dir).position
+    incoming = checked_root(settings.batch_incoming_dir)
+    if incoming is None or settings.batch_source != "directory" or not position:
+        return outcome
+    for path in _entries(incoming):
+        if path.is_symlink() or not path.is_file() or path.name.startswith("."):
+            continue
+        info = path.lstat()
+        scored = (max(info.st_ctime_ns, info.st_mtime_ns), path.name) <= tuple(position)
+        if scored and _mtime(path) < cutoff:
+            remove(path, incoming, (), outcome)
+    return outcome
+
+
 CLEANUP_JOBS: dict[str, Callable[[SchedulerSettings, Clock, bool], Outcome]] = {
     "cleanup-logs": cleanup_logs,
     "cleanup-models": cleanup_models,
     "cleanup-releases": cleanup_releases,
     "cleanup-leftovers": cleanup_leftovers,
     "cleanup-images": cleanup_images,
+    "cleanup-batch": cleanup_batch,
 }
 
 

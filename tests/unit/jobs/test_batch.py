@@ -143,3 +143,31 @@ def test_files_being_written_or_too_fresh_wait(tmp_path: Path, bundle_dir: Path)
     assert job.run().batch_id is None
     job.source.settle_seconds = 0  # type: ignore[attr-defined]
     assert job.run().rows == 2
+
+
+def test_cleanup_batch_removes_only_old_scored_inputs_and_unpublished_results(
+    tmp_path: Path, bundle_dir: Path
+) -> None:
+    import time
+
+    from app.core.config import SchedulerSettings
+    from app.jobs.cleanup import cleanup_batch
+
+    incoming = tmp_path / "incoming"
+    drop_csv(incoming, "a.csv", bundle_dir, 3, 0)
+    job = make_job(tmp_path, bundle_dir)
+    first = job.run()
+    drop_csv(incoming, "b.csv", bundle_dir, 3, 3)
+    second = job.run()
+    drop_csv(incoming, "c.csv", bundle_dir, 3, 6)  # not scored yet
+    later = time.time() + 40 * 86400  # a clock 40 days ahead (touching files would move ctime)
+    config = SchedulerSettings(
+        batch_incoming_dir=incoming,
+        batch_output_dir=tmp_path / "results",
+        batch_state_dir=tmp_path / "state",
+        cleanup_batch_max_age_days=30,
+    )
+    outcome = cleanup_batch(config, lambda: later, dry_run=False)
+    assert {p.name for p in outcome.removed} == {"a.csv", "b.csv", f"results-{first.batch_id}.csv"}
+    assert {p.name for p in incoming.iterdir()} == {"c.csv"}
+    assert [p.name for p in (tmp_path / "results").iterdir()] == [f"results-{second.batch_id}.csv"]
