@@ -18,6 +18,7 @@ from app.jobs.cleanup import CLEANUP_JOBS, roots_under_pressure
 from app.jobs.safety import Outcome
 from app.jobs.sinks import LocalSink, S3Sink, Sink
 from app.jobs.sources import DirectorySource, PostgresSource, Source
+from app.jobs.state import read_watermark
 
 log = logging.getLogger("berth.jobs")
 
@@ -133,8 +134,10 @@ def _disk_pressure(dry_run: bool) -> dict[str, Any]:
 def _batch(dry_run: bool) -> dict[str, Any]:
     if dry_run:
         job = build_batch_job(settings())
-        watermark = job.source.plan(None)
-        return {"dry_run": True, "would_score_up_to": watermark}
+        state = read_watermark(job.state_dir)
+        if state.pending is not None:
+            return {"dry_run": True, "would_redo": state.pending.model_dump()}
+        return {"dry_run": True, "would_score_up_to": job.source.plan(state.position)}
     result = build_batch_job(settings()).run()
     return {"batch_id": result.batch_id, "rows": result.rows, "files": result.files}
 

@@ -63,3 +63,22 @@ def test_bad_settings_and_failing_jobs_exit_non_zero_with_the_reason(tmp_path: P
     broad = cli("run", "cleanup-models", "--dry-run", env={"BERTH_CLEANUP_MODELS_ROOT": "/"})
     assert broad.returncode == 1
     assert "too broad" in broad.stderr
+
+
+def test_batch_dry_run_names_the_range_and_scores_nothing(
+    tmp_path: Path, bundle_dir: Path
+) -> None:
+    drop_csv(tmp_path / "incoming", "a.csv", bundle_dir, 2, 0)
+    env = {
+        "BERTH_MODEL_DIR": str(bundle_dir),
+        "BERTH_BATCH_INCOMING_DIR": str(tmp_path / "incoming"),
+        "BERTH_BATCH_STATE_DIR": str(tmp_path / "state"),
+        "BERTH_BATCH_OUTPUT_DIR": str(tmp_path / "results"),
+        "BERTH_BATCH_SETTLE_SECONDS": "0",
+    }
+    dry = cli("run", "batch-score", "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["would_score_up_to"][1] == "a.csv"
+    assert not (tmp_path / "results").exists()
+    listed = cli("list", env={})
+    assert json.loads(listed.stdout)["batch-score"] == "*/5 * * * *"
