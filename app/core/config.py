@@ -241,3 +241,10 @@ class SchedulerSettings(BaseSettings):
     batch_s3_endpoint_url: str = Field(
         default="", description="S3 endpoint for non-AWS stores (MinIO...); empty: AWS."
     )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        """`info` as well as `INFO`: the API's berth.env spells levels in lower case, and the
+        API reads these settings too (for the batch state directory)."""
+        return value.upper() if isinstance(value, str) else value

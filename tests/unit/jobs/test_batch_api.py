@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -56,3 +57,14 @@ def test_latest_results_turn_stale_after_two_missed_intervals(
         job.run()
     later = client_for(tmp_path / "state", T0 + 1600).get("/v1/batch/latest").json()
     assert later["stale"] is True and later["batch_id"] == result.batch_id and later["rows"] == 8
+
+
+def test_the_api_environment_is_accepted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The API reads SchedulerSettings from berth.env (log level in lower case)."""
+    monkeypatch.setenv("BERTH_LOG_LEVEL", "info")
+    monkeypatch.setenv("BERTH_BATCH_STATE_DIR", str(tmp_path))
+    batch._default_state_dir.cache_clear()
+    try:
+        assert batch.get_batch_state_dir() == tmp_path
+    finally:
+        batch._default_state_dir.cache_clear()
