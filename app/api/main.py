@@ -11,3 +11,7 @@ api_router.include_router(health.router)
 api_router.include_router(predict.router)
 api_router.include_router(models.router)
 api_router.include_router(metrics.router)
+
+from app.api.routes import batch  # noqa: E402  (own line: appended by the scheduler branch)
+
+api_router.include_router(batch.router)
