@@ -1,4 +1,4 @@
-"""Structure of the provisioned dashboards: what Grafana needs to load them and keep them stable."""
+"""Structure of the provisioned dashboards: what Grafana needs to load them, with stable uids."""
 
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ def test_the_four_dashboards_exist_with_stable_unique_uids(
         assert re.fullmatch(r"[a-z0-9-]{1,40}", dashboard["uid"]), path
         assert dashboard["title"].startswith("Berth / "), path
         assert isinstance(dashboard["schemaVersion"], int), path
-        assert "id" not in dashboard, f"{path}: a fixed numeric id clashes between Grafana instances"
+        assert "id" not in dashboard, (
+            f"{path}: a fixed numeric id clashes between Grafana instances"
+        )
 
 
 def test_panels_have_what_grafana_needs_and_unique_ids(

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     user = os.environ.get("GRAFANA_USER", "admin")
     password = os.environ.get("GRAFANA_PASSWORD", "")
     if not password:
-        print("GRAFANA_PASSWORD is empty: set grafana_admin_password", file=sys.stderr)
+        sys.stderr.write("GRAFANA_PASSWORD is empty: set grafana_admin_password\n")
         return 1
     api = GrafanaApi(
         auth=(user, password),
@@ -42,10 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         api.annotations.add_annotation(
             time_from=int(time.time() * 1000), tags=tags, text=args.text
         )
-    except Exception as exc:  # noqa: BLE001 - any failure is reported, never raised into a deploy
-        print(f"Grafana at {args.url} did not take the annotation: {exc}", file=sys.stderr)
+    except Exception as exc:  # any failure is reported, never raised into a deploy
+        sys.stderr.write(f"Grafana at {args.url} did not take the annotation: {exc}\n")
         return 1
-    print(f"annotation written: {args.text}")
+    sys.stdout.write(f"annotation written: {args.text}\n")
     return 0
 
 
