@@ -206,7 +206,6 @@ def test_every_dashboard_panel_returns_data(
     provisioned: Provisioned, driven: dict[int, int]
 ) -> None:
     assert driven.get(200) and driven.get(422) and driven.get(404), driven
-    assert driven.get(503), f"no 5xx under a zero latency budget: {driven}"
     queries = panel_queries()
     answers = query_many(provisioned.host, [q.runnable() for q in queries])
     errors = [
@@ -221,6 +220,8 @@ def test_every_dashboard_panel_returns_data(
         if not a["result"]
     ]
     total = len(queries)
+    if not driven.get(503):
+        empty.append(f"traffic: no 5xx answer under a zero latency budget, statuses {driven}")
     assert not empty, f"{len(empty)} of {total} panel queries return no data:\n" + "\n".join(empty)
 
 
