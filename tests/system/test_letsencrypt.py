@@ -55,15 +55,15 @@ def control_address(host: Host) -> str:
 
 
 def changed_tasks(output: str) -> str:
-    """The TASK header and result line of every task that reported a change."""
+    """Every task that reported a change: its header, any diff Ansible printed, its result line."""
     lines = output.splitlines()
-    task = ""
+    start = 0
     found = []
     for index, line in enumerate(lines):
         if line.startswith(("TASK [", "RUNNING HANDLER [")):
-            task = line
+            start = index
         elif line.startswith("changed:"):
-            found.append(f"{task}\n{line}\n{lines[index + 1] if index + 1 < len(lines) else ''}")
+            found.append("\n".join(lines[start : index + 1]))
     return "\n".join(found) or output[-3000:]
 
 
@@ -194,7 +194,7 @@ def test_certbot_gets_a_certificate_and_renewal_dry_run_succeeds(
     timer = ssh_as(acme_host, "root", "systemctl is-enabled certbot.timer")
     assert timer.stdout.strip() == "enabled"
 
-    again = run_playbook(inventory, str(playbook))
+    again = run_playbook(inventory, str(playbook), "--diff")
     assert again.returncode == 0, again.output[-4000:]
     assert again.counts(acme_host.name)["changed"] == 0, changed_tasks(again.output)
     print(f"certbot + renewal dry run against Pebble: {time.monotonic() - started:.0f} s")
