@@ -29,7 +29,14 @@ if (($# > 0)); then
     scenarios+=("${found[@]}")
   done
 else
-  scenarios=("$root"/roles/*/molecule/*/molecule.yml)
+  # Every role's `default` scenario. Scenarios under other names need something this machine may
+  # lack (roles/grafana/molecule/real-server: Grafana's own apt repository); run them by naming the
+  # role on a machine that has it.
+  scenarios=("$root"/roles/*/molecule/default/molecule.yml)
+  for extra in "$root"/roles/*/molecule/*/molecule.yml; do
+    [[ $extra == */molecule/default/molecule.yml ]] && continue
+    echo "molecule-all: not run by default: ${extra#"$root"/} (name its role to run it)" >&2
+  done
 fi
 
 current_pid=""
