@@ -21,7 +21,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ml.paths import Paths
 from ml.pipeline import run_all
@@ -160,17 +159,6 @@ def table(postgres: Postgres, bundle_dir: Path) -> Callable[..., str]:
         return name
 
     return insert
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -7,19 +7,16 @@ HOME so no global git or DVC configuration leaks in.
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ml.paths import PROJECT_ROOT
 
@@ -27,19 +24,6 @@ from ml.paths import PROJECT_ROOT
 FAKE_KEY_ID = "AKIAMOTOFAKEKEYID0000"
 FAKE_SECRET = "moto-fake-secret-never-in-dvc-config"
 REGION = "us-east-1"
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """A moto S3 server on 127.0.0.1 on a free port, for the whole session."""
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
