@@ -62,3 +62,16 @@ def run_playbook(inventory: Path, playbook: str, *args: str, timeout: float = 15
     )
     output = result.stdout + result.stderr
     return PlaybookRun(result.returncode, output, parse_recap(output))
+
+
+def changed_tasks(output: str) -> str:
+    """Every task that reported a change: its header, any diff Ansible printed, its result line."""
+    lines = output.splitlines()
+    start = 0
+    found = []
+    for index, line in enumerate(lines):
+        if line.startswith(("TASK [", "RUNNING HANDLER [")):
+            start = index
+        elif line.startswith("changed:"):
+            found.append("\n".join(lines[start : index + 1]))
+    return "\n".join(found) or output[-3000:]

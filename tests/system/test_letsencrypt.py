@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from berth.vps import Host, write_inventory
-from tests.system.ansible_run import REPO, run_playbook
+from tests.system.ansible_run import REPO, changed_tasks, run_playbook
 from tests.system.test_site import ssh_as
 from tests.vps.plugin import VpsFactory
 
@@ -52,19 +52,6 @@ def wait_for_port(address: str, port: int, timeout: float = 30) -> None:
 
 def control_address(host: Host) -> str:
     return host.address.rsplit(".", 1)[0] + ".1"
-
-
-def changed_tasks(output: str) -> str:
-    """Every task that reported a change: its header, any diff Ansible printed, its result line."""
-    lines = output.splitlines()
-    start = 0
-    found = []
-    for index, line in enumerate(lines):
-        if line.startswith(("TASK [", "RUNNING HANDLER [")):
-            start = index
-        elif line.startswith("changed:"):
-            found.append("\n".join(lines[start : index + 1]))
-    return "\n".join(found) or output[-3000:]
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from berth.vps import Host, ssh_argv
-from tests.system.ansible_run import run_playbook
+from tests.system.ansible_run import changed_tasks, run_playbook
 from tests.system.conftest import Provisioned, bundle_manifest
 
 pytestmark = pytest.mark.system
@@ -115,17 +115,6 @@ def test_second_run_changes_nothing(provisioned: Provisioned) -> None:
     assert run.returncode == 0, run.output[-4000:]
     assert counts["changed"] == 0, changed_tasks(run.output)
     assert counts["failed"] == 0
-
-
-def changed_tasks(output: str) -> str:
-    """The header and result line of every task that reported a change."""
-    found, task = [], ""
-    for line in output.splitlines():
-        if line.startswith(("TASK [", "RUNNING HANDLER [")):
-            task = line
-        elif line.startswith("changed:"):
-            found.append(f"{task}\n{line}")
-    return "\n".join(found) or output[-6000:]
 
 
 def test_check_mode_on_a_provisioned_host_changes_nothing(provisioned: Provisioned) -> None:
