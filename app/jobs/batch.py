@@ -18,9 +18,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from pydantic import ValidationError
 
 from app.jobs import metrics
@@ -36,6 +35,9 @@ from app.jobs.state import (
     write_watermark,
 )
 from app.services.model_store import LoadedModel, load_bundle
+
+if TYPE_CHECKING:  # pyarrow is imported where it is used (see app/jobs/sources.py)
+    import pyarrow as pa
 
 log = logging.getLogger("berth.jobs.batch")
 
@@ -94,6 +96,8 @@ def score(batch: Batch, model: LoadedModel, chunk_rows: int) -> pa.Table:
         columns[f"probability_{cls}"] = [p[cls] if p else None for p in probabilities]
     columns["error"] = errors
     columns["model_version"] = [model.version] * len(features)
+    import pyarrow as pa
+
     return pa.table(columns)
 
 

@@ -6,6 +6,8 @@ scheduler's endpoint.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 REGISTRY = CollectorRegistry()
@@ -13,7 +15,7 @@ DURATION_BUCKETS_SECONDS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800
 
 JOB_RUNS = Counter(
     "berth_job_runs",
-    "Scheduler job runs, by job and outcome (success, failure, skipped).",
+    "Scheduler job runs, by job and outcome (success, failure, missed).",
     ["job", "outcome"],
     registry=REGISTRY,
 )
@@ -55,6 +57,18 @@ BATCH_LAG = Gauge(
     "Age of the oldest record waiting to be scored at the end of the last run (0 = none).",
     registry=REGISTRY,
 )
+
+
+def initialise(jobs: Iterable[str], cleanups: Iterable[str]) -> None:
+    """Create every job's series at zero, so dashboards and ``increase()`` see a 0, not "no data",
+    before a job has run (or freed anything)."""
+    for job in jobs:
+        for outcome in ("success", "failure", "missed"):
+            JOB_RUNS.labels(job, outcome)
+        JOB_DURATION.labels(job)
+    for job in cleanups:
+        CLEANUP_BYTES_FREED.labels(job)
+        CLEANUP_ITEMS_REMOVED.labels(job)
 
 
 def serve(host: str, port: int) -> None:

@@ -7,18 +7,20 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.triggers.cron import CronTrigger
 
 from app.core.config import SchedulerSettings
 from app.jobs import metrics
-from app.jobs.batch import BatchJob, ModelCache
 from app.jobs.cleanup import CLEANUP_JOBS, roots_under_pressure
 from app.jobs.safety import Outcome
-from app.jobs.sinks import LocalSink, S3Sink, Sink
-from app.jobs.sources import DirectorySource, PostgresSource, Source
 from app.jobs.state import read_watermark
+
+if TYPE_CHECKING:
+    from app.jobs.batch import BatchJob, ModelCache
+    from app.jobs.sinks import Sink
+    from app.jobs.sources import Source
 
 log = logging.getLogger("berth.jobs")
 
@@ -65,6 +67,11 @@ def interval_seconds(entry: str, tz: str, now: datetime | None = None) -> float:
 
 
 def build_batch_job(config: SchedulerSettings, **overrides: Any) -> BatchJob:
+    # Imported here: the model runtime and pyarrow cost tens of MB, and cleanups need neither.
+    from app.jobs.batch import BatchJob, ModelCache
+    from app.jobs.sinks import LocalSink, S3Sink
+    from app.jobs.sources import DirectorySource, PostgresSource
+
     global _models
     source: Source
     if config.batch_source == "postgres":

@@ -91,6 +91,7 @@ def serve(config: SchedulerSettings, stop: threading.Event | None = None) -> Non
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+    metrics.initialise(schedules(config), CLEANUP_JOBS)
     if config.scheduler_metrics_port:
         metrics.serve(config.scheduler_metrics_host, config.scheduler_metrics_port)
     scheduler = build_scheduler(config)

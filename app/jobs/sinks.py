@@ -10,14 +10,16 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def encode(table: pa.Table, fmt: str) -> bytes:
+    import pyarrow.csv as pacsv  # lazy: see app/jobs/sources.py
+    import pyarrow.parquet as pq
+
     buffer = io.BytesIO()
     if fmt == "parquet":
         pq.write_table(table, buffer)

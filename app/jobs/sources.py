@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
+# pyarrow is imported where it is used: it costs ~45 MB per process, and most runs need none.
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SUFFIXES = (".csv", ".parquet")
 
@@ -84,6 +84,8 @@ class DirectorySource:
         return new[: self.max_files][-1] if new else None
 
     def read(self, after: Any, upto: Any) -> Batch:
+        import pyarrow as pa
+
         tables: list[pa.Table] = []
         origin: list[str] = []
         for position, path in self._files():
@@ -102,11 +104,14 @@ class DirectorySource:
 
 
 def _read_file(path: Path) -> pa.Table:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
     try:
         if path.name.lower().endswith(".parquet"):
             return pq.read_table(path)
         return pacsv.read_csv(path)
-    except (OSError, pa.ArrowInvalid) as exc:
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         raise SourceError(
             f"cannot read batch file {path}: {exc}. Fix or remove the file; the watermark "
             "stays before it, so no later file is scored until then"
@@ -160,6 +165,8 @@ class PostgresSource:
         sql = f'SELECT * FROM ({self.query}) AS src{where} ORDER BY src."{self.column}"'
         names, rows = self._execute(sql, {"after": after, "upto": upto})
         columns = {name: [row[i] for row in rows] for i, name in enumerate(names)}
+        import pyarrow as pa
+
         table = pa.table(columns) if rows else pa.table({})
         origin = [f"{self.column}={row[names.index(self.column)]}" for row in rows]
         return Batch(table, origin)

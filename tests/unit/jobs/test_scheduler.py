@@ -123,3 +123,20 @@ def test_runs_missed_while_down_run_once_after_restart_within_grace(tmp_path: Pa
     assert runs("disk-pressure", "missed") == counts["disk-pressure"][1] + 1
     for job in ("cleanup-logs", "cleanup-models", "cleanup-releases", "batch-score"):
         assert runs(job, "success") == counts[job][0]
+
+
+def test_every_cleanup_series_exists_at_zero_before_any_run() -> None:
+    """Dashboards plot increase() of the cleanup counters; a series must exist before the first
+    cleanup frees anything, or the panel shows "no data" instead of 0."""
+    name = "test-cleanup-never-run"
+    assert (
+        metrics.REGISTRY.get_sample_value("berth_cleanup_bytes_freed_total", {"job": name}) is None
+    )
+    metrics.initialise(["test-job-never-run"], [name])
+    assert metrics.REGISTRY.get_sample_value("berth_cleanup_bytes_freed_total", {"job": name}) == 0
+    assert (
+        metrics.REGISTRY.get_sample_value("berth_cleanup_items_removed_total", {"job": name}) == 0
+    )
+    for outcome in ("success", "failure", "missed"):
+        labels = {"job": "test-job-never-run", "outcome": outcome}
+        assert metrics.REGISTRY.get_sample_value("berth_job_runs_total", labels) == 0
