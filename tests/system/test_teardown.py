@@ -29,6 +29,8 @@ LEFTOVERS = [
     # ucf keeps numbered backups of its registry after a package with a ucf-managed file is purged.
     re.compile(r"^f /var/lib/ucf/(hashfile|registry)\.\d+$"),
 ]
+# A small package not in the base image, installed by hand between `berth up` and the teardown.
+BY_HAND = "tree"
 SUMMARY_ROW = re.compile(r"^\s+(?P<host>\S+)\s+(?P<counts>(\d+\s+){6}\d+)$")
 
 
@@ -121,6 +123,9 @@ def test_up_then_down_leaves_the_host_as_it_was(vps_factory: VpsFactory, tmp_pat
         " && sudo nft list table inet berth >/dev/null && systemctl is-active fail2ban",
     )
 
+    # An operator installs a package by hand: even the full teardown must keep it.
+    vps_factory.ssh(deploy, f"sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q {BY_HAND}")
+
     # Full teardown, run after the default one: removals are safe to repeat.
     down = berth("-i", str(inventory), "down", "--yes", "--hardening")
     assert down.returncode == 0, down.stdout[-6000:] + down.stderr[-2000:]
@@ -128,5 +133,7 @@ def test_up_then_down_leaves_the_host_as_it_was(vps_factory: VpsFactory, tmp_pat
 
     # Root can log in again (the distribution's sshd_config), and nothing else is left behind.
     after = snapshot(vps_factory, host)
+    assert f"ii {BY_HAND}" in after["packages"], f"the hand-installed {BY_HAND} was purged"
+    after["packages"].discard(f"ii {BY_HAND}")
     problems = _unexpected(before, after)
     assert not problems, "teardown left differences:\n" + "\n".join(problems)
