@@ -17,6 +17,13 @@ Checks, per feature of the manifest:
 
 The rules run inside pydantic-core (a ``TypedDict`` per record), so a 100-record batch costs tens
 of microseconds, not a Python loop per value.
+
+``parse_json`` is the fast path of a predict request: it parses the raw JSON body and checks the
+whole request (its shape and every value) in one pydantic-core call compiled for the manifest.
+It only answers for a valid body; for anything else it returns None and the caller runs the
+two-step checks (the request model, then ``validate_records``/``validate_columns``), whose errors
+and messages are the API's. So both paths accept exactly the same bodies, and the messages of a
+refused body come from one place.
 """
 
 from __future__ import annotations
@@ -101,10 +108,19 @@ def rule_for(feature: FeatureSpec, range_margin: float | None) -> FeatureRule:
     return FeatureRule(feature.name, kind, low, high, None, trained_min, trained_max)
 
 
-def _closed(name: str, fields: dict[str, Any]) -> Any:
-    typed = TypedDict(name, fields)  # type: ignore[misc]
+def _closed(name: str, fields: dict[str, Any], total: bool = True) -> Any:
+    typed = TypedDict(name, fields, total=total)  # type: ignore[misc]
     typed.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
     return typed
+
+
+@dataclass(frozen=True)
+class ParsedInput:
+    """A predict body that passed every check: its rows, keyed by feature name, and whether it
+    asked for probabilities."""
+
+    records: list[dict[str, Any]]
+    probabilities: bool
 
 
 class InputValidator:
@@ -122,10 +138,49 @@ class InputValidator:
         self.record_adapter: TypeAdapter[Any] = TypeAdapter(record)
         self._records: TypeAdapter[list[dict[str, Any]]] = TypeAdapter(list[record])  # type: ignore[valid-type]
         self._columns: TypeAdapter[dict[str, list[Any]]] = TypeAdapter(columns)
+        # The whole predict body, for ``parse_json``: what the request model and the checks
+        # above accept together, with the row limit, and ``probabilities`` only as a JSON
+        # boolean (other spellings the request model takes go the two-step way).
+        rows = Field(min_length=1, max_length=max_records)
+        column = Field(max_length=max_records)
+        body = _closed(
+            "PredictBody",
+            {
+                "records": Annotated[list[record], rows] | None,  # type: ignore[valid-type]
+                "columns": _closed(
+                    "BodyColumns",
+                    {n: Annotated[list[r.annotation()], column] for n, r in self.rules.items()},  # type: ignore[misc]
+                )
+                | None,
+                "probabilities": Annotated[bool, Field(strict=True)],
+            },
+            total=False,
+        )
+        self._body: TypeAdapter[dict[str, Any]] = TypeAdapter(body)
 
     def record_schema(self) -> dict[str, Any]:
         """JSON Schema of one record, with the accepted ranges (margin included)."""
         return self.record_adapter.json_schema()
+
+    def parse_json(self, body: bytes) -> ParsedInput | None:
+        """The rows of a valid JSON predict body, parsed and checked in one pass; None when the
+        body is not valid (the caller then reports why with the two-step checks)."""
+        try:
+            parsed = self._body.validate_json(body)
+        except ValueError:  # pydantic's ValidationError, or a body too deeply nested
+            return None
+        records, columns = parsed.get("records"), parsed.get("columns")
+        if records is not None and columns is None:
+            return ParsedInput(records, parsed.get("probabilities", False))
+        if columns is not None and records is None:
+            lengths = {len(values) for values in columns.values()}
+            if len(lengths) == 1 and lengths != {0}:
+                return ParsedInput(self._rows(columns), parsed.get("probabilities", False))
+        return None
+
+    def _rows(self, columns: dict[str, list[Any]]) -> list[dict[str, Any]]:
+        rows = zip(*(columns[name] for name in self.names), strict=True)
+        return [dict(zip(self.names, row, strict=True)) for row in rows]
 
     def validate_records(self, records: Sequence[object]) -> list[dict[str, Any]]:
         self._check_count(len(records), ("body", "records"))
@@ -165,8 +220,7 @@ class InputValidator:
                     for name in uneven
                 ]
             )
-        rows = zip(*(valid[name] for name in self.names), strict=True)
-        return [dict(zip(self.names, row, strict=True)) for row in rows]
+        return self._rows(valid)
 
     def _check_count(self, count: int, loc: tuple[str, ...]) -> None:
         if count > self.max_records:
