@@ -18,6 +18,8 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from app.services.records import Batch
+
 
 class Answer(NamedTuple):
     """One record's answer: what the model said, or the configured default."""
@@ -48,15 +50,22 @@ def record_keys(model_version: str, records: Sequence[Mapping[str, float | str]]
         return []
     names = sorted(records[0])
     prefix = hashlib.sha256("\0".join([model_version, *names]).encode("utf-8"))
-    rows = [[record[name] for name in names] for record in records]
-    if any(isinstance(value, str) for row in rows for value in row):
-        return _mixed_keys(prefix, rows)
+    if not names:
+        return [prefix.hexdigest()] * len(records)
+    values = records.columns(names) if isinstance(records, Batch) else None
+    if values is None:
+        rows = [[record[name] for name in names] for record in records]
+        if any(isinstance(value, str) for row in rows for value in row):
+            return _mixed_keys(prefix, rows)
+        values = np.array(rows, np.float64)
     # + 0.0 turns -0.0 into 0.0, so the two spellings of zero share a key.
-    values = np.array(rows, np.float64) + 0.0
+    data = (values + 0.0).tobytes()
+    width = 8 * len(names)
+    copy = prefix.copy
     keys = []
-    for row in values:
-        digest = prefix.copy()
-        digest.update(row.tobytes())
+    for start in range(0, len(data), width):
+        digest = copy()
+        digest.update(data[start : start + width])
         keys.append(digest.hexdigest())
     return keys
 

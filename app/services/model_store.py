@@ -101,11 +101,16 @@ class LoadedModel:
         if isinstance(output, ClassificationOutput):
             if raw.probabilities is None:
                 raise ValueError("the classifier gave no probabilities")
+            classes = output.classes
+            if raw.probabilities.shape[1:] != (len(classes),):
+                raise ValueError(
+                    f"the classifier gave {raw.probabilities.shape[1:]} probabilities per "
+                    f"record for {len(classes)} classes"
+                )
             return Prediction(
-                predictions=[str(label) for label in raw.predictions],
+                predictions=[str(label) for label in raw.predictions.tolist()],
                 probabilities=[
-                    dict(zip(output.classes, row.tolist(), strict=True))
-                    for row in raw.probabilities
+                    dict(zip(classes, row, strict=True)) for row in raw.probabilities.tolist()
                 ],
             )
         return Prediction(predictions=raw.predictions.tolist(), probabilities=None)

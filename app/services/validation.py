@@ -38,6 +38,7 @@ from pydantic_core import ErrorDetails
 from typing_extensions import TypedDict
 
 from app.services.manifest import FeatureSpec
+from app.services.records import Batch
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 CATALOG_HINT = "GET /v1/model lists the features and their accepted values"
@@ -119,7 +120,7 @@ class ParsedInput:
     """A predict body that passed every check: its rows, keyed by feature name, and whether it
     asked for probabilities."""
 
-    records: list[dict[str, Any]]
+    records: Batch
     probabilities: bool
 
 
@@ -131,6 +132,7 @@ class InputValidator:
     ) -> None:
         self.rules = {feature.name: rule_for(feature, range_margin) for feature in features}
         self.names = [feature.name for feature in features]
+        self.numeric = all(rule.kind != "category" for rule in self.rules.values())
         self.max_records = max_records
         self.range_margin = range_margin
         record = _closed("Record", {n: r.annotation() for n, r in self.rules.items()})
@@ -171,25 +173,28 @@ class InputValidator:
             return None
         records, columns = parsed.get("records"), parsed.get("columns")
         if records is not None and columns is None:
-            return ParsedInput(records, parsed.get("probabilities", False))
+            return ParsedInput(self._batch(records), parsed.get("probabilities", False))
         if columns is not None and records is None:
             lengths = {len(values) for values in columns.values()}
             if len(lengths) == 1 and lengths != {0}:
                 return ParsedInput(self._rows(columns), parsed.get("probabilities", False))
         return None
 
-    def _rows(self, columns: dict[str, list[Any]]) -> list[dict[str, Any]]:
-        rows = zip(*(columns[name] for name in self.names), strict=True)
-        return [dict(zip(self.names, row, strict=True)) for row in rows]
+    def _batch(self, records: list[dict[str, Any]]) -> Batch:
+        return Batch(records, self.names, self.numeric)
 
-    def validate_records(self, records: Sequence[object]) -> list[dict[str, Any]]:
+    def _rows(self, columns: dict[str, list[Any]]) -> Batch:
+        rows = zip(*(columns[name] for name in self.names), strict=True)
+        return self._batch([dict(zip(self.names, row, strict=True)) for row in rows])
+
+    def validate_records(self, records: Sequence[object]) -> Batch:
         self._check_count(len(records), ("body", "records"))
         try:
-            return self._records.validate_python(records)
+            return self._batch(self._records.validate_python(records))
         except ValidationError as exc:
             raise InputError(self._explain(exc.errors(), ("body", "records"))) from None
 
-    def validate_columns(self, columns: dict[str, list[object]]) -> list[dict[str, Any]]:
+    def validate_columns(self, columns: dict[str, list[object]]) -> Batch:
         lengths = {name: len(values) for name, values in columns.items()}
         longest = max(lengths.values(), default=0)
         self._check_count(longest, ("body", "columns"))
