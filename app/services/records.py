@@ -31,6 +31,16 @@ class Batch(list[dict[str, Any]]):
         self._matrix: NDArray[np.float64] | None = None
         self._index: dict[str, int] | None = None
 
+    @classmethod
+    def joined(cls, parts: Sequence[Batch]) -> Batch:
+        """One batch of the records of ``parts`` (same features), in order."""
+        first = parts[0]
+        batch = cls([record for part in parts for record in part], first.names, first.numeric)
+        matrices = [part._matrix for part in parts]
+        if first.numeric and all(m is not None for m in matrices):
+            batch._matrix = np.vstack(matrices)  # type: ignore[arg-type]
+        return batch
+
     def columns(self, names: Sequence[str]) -> NDArray[np.float64] | None:
         """The float64 values of ``names``, one row per record, or None when this batch has no
         matrix (a categorical feature) or lacks one of the names."""
