@@ -9,9 +9,10 @@ from typing import TypedDict
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from fastapi.telemetry import TelemetryConfig
 
 from app.api.errors import unhandled_error_handler, validation_error_handler
-from app.api.main import api_router
+from app.api.main import routers
 from app.core.body_limit import BodyLimitMiddleware
 from app.core.config import Settings
 from app.core.logging import configure_logging
@@ -62,6 +63,14 @@ def make_lifespan(
     return lifespan
 
 
+NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
+
+
 def operation_id(route: APIRoute) -> str:
     """Stable OpenAPI operation ids: ``<tag>-<function name>``."""
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
@@ -76,13 +85,17 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         summary="Predictions from a verified model bundle.",
         lifespan=make_lifespan(settings, store),
         generate_unique_id_function=operation_id,
+        # Metrics are Prometheus' (app.core.metrics) and no OpenTelemetry SDK is installed:
+        # skip FastAPI's per-request check for configured OpenTelemetry providers.
+        telemetry=NO_TELEMETRY,
     )
     app.state.keyring = KeyRing(settings.api_keys_file)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(Exception, unhandled_error_handler)
-    app.include_router(api_router)
+    for router in routers:
+        app.include_router(router)
     return app
 
 

@@ -13,6 +13,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -48,8 +49,8 @@ def record_keys(model_version: str, records: Sequence[Mapping[str, float | str]]
     """
     if not records:
         return []
-    names = sorted(records[0])
-    prefix = hashlib.sha256("\0".join([model_version, *names]).encode("utf-8"))
+    names = tuple(sorted(records[0]))
+    prefix = _prefix(model_version, names)
     if not names:
         return [prefix.hexdigest()] * len(records)
     values = records.columns(names) if isinstance(records, Batch) else None
@@ -68,6 +69,12 @@ def record_keys(model_version: str, records: Sequence[Mapping[str, float | str]]
         digest.update(data[start : start + width])
         keys.append(digest.hexdigest())
     return keys
+
+
+@lru_cache(maxsize=16)  # a worker serves one model (two during a reload)
+def _prefix(model_version: str, names: tuple[str, ...]) -> Any:
+    """The hash state after the key prefix; callers copy it, never update it."""
+    return hashlib.sha256("\0".join([model_version, *names]).encode("utf-8"))
 
 
 def _mixed_keys(prefix: Any, rows: Sequence[Sequence[object]]) -> list[str]:

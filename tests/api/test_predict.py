@@ -273,3 +273,23 @@ def test_fast_path_answers_like_the_reference_path(
     monkeypatch.setattr(predict, "fast_input", lambda *args: None)
     assert _answers(client, cases) == fast
     assert [status for status, _, _ in fast] == [200] * 5 + [422] * 5
+
+
+def test_access_log_does_no_work_when_info_is_filtered_out(
+    client: TestClient, sample_record: dict[str, float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.core import middleware
+
+    built: list[dict[str, Any]] = []
+    monkeypatch.setattr(middleware, "log_request", built.append)
+    logger = logging.getLogger("berth")
+    level = logger.level
+    try:
+        logger.setLevel(logging.WARNING)
+        assert client.post("/v1/predict", json={"records": [sample_record]}).status_code == 200
+        assert built == []
+        logger.setLevel(logging.INFO)
+        assert client.post("/v1/predict", json={"records": [sample_record]}).status_code == 200
+        assert [fields["status"] for fields in built] == [200]
+    finally:
+        logger.setLevel(level)

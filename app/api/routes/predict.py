@@ -215,7 +215,14 @@ def count_predictions(model: LoadedModel, result: Outcome) -> None:
     fallback = result.fallback_reason is not None
     if result.fallback_reason is not None:
         metrics.FALLBACKS.labels(result.fallback_reason).inc()
-    is_classifier = isinstance(model.manifest.output, ClassificationOutput)
-    labels = Counter(str(p) if is_classifier else "" for p in result.predictions)
+    if isinstance(model.manifest.output, ClassificationOutput):
+        labels = Counter(map(str, result.predictions))
+    else:
+        labels = Counter({"": len(result.predictions)})
     for label, count in labels.items():
-        metrics.PREDICTIONS.labels(model.version, label, str(fallback).lower()).inc(count)
+        _predictions_of(model.version, label, fallback).inc(count)
+
+
+@lru_cache(maxsize=256)  # model versions served by a worker times classes: bounded
+def _predictions_of(version: str, label: str, fallback: bool) -> Any:
+    return metrics.PREDICTIONS.labels(version, label, str(fallback).lower())
