@@ -6,13 +6,16 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TypedDict
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
 
 from app.api.errors import unhandled_error_handler, validation_error_handler
+from app.api.fast_path import PATH as PREDICT_PATH
+from app.api.fast_path import PredictFastPath
 from app.api.main import routers
+from app.api.routes import predict
 from app.core.body_limit import BodyLimitMiddleware
 from app.core.config import Settings
 from app.core.logging import configure_logging
@@ -90,13 +93,23 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         telemetry=NO_TELEMETRY,
     )
     app.state.keyring = KeyRing(settings.api_keys_file)
+    for router in routers:
+        app.include_router(router)
+    # The last added runs first: request context, body limit, then the predict fast path.
+    app.add_middleware(PredictFastPath, route=route_of(predict.router, PREDICT_PATH, "POST"))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(Exception, unhandled_error_handler)
-    for router in routers:
-        app.include_router(router)
     return app
+
+
+def route_of(router: APIRouter, path: str, method: str) -> APIRoute:
+    return next(
+        route
+        for route in router.routes
+        if isinstance(route, APIRoute) and route.path == path and method in (route.methods or ())
+    )
 
 
 app = create_app()

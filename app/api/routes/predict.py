@@ -1,32 +1,30 @@
 """Predictions. ``async``: validation is short; inference runs in the predictor's own bounded
 pool, awaited, so no extra thread handoff per request.
 
-Two ways through the same route (``PredictRoute``):
+Two ways to the same answers:
 
-- the fast path, for the usual request (a key allowed to predict, or an open API; a loaded
-  model; a JSON body; no query parameter but a valid ``probabilities``): one pydantic-core call
-  parses and checks the raw body (``InputValidator.parse_json``), and no FastAPI dependency is
-  resolved;
-- everything else goes to ``predict`` below through FastAPI's own handler: body parsing, the
-  dependencies (API key, model, validator), the request model and the record checks, in that
-  order, with their errors, exactly as declared in the OpenAPI document.
+- the fast path (``PredictFastPath``, an ASGI middleware in front of FastAPI's routing), for the
+  usual request (a key allowed to predict, or an open API; a loaded model; a JSON body; no query
+  parameter but a valid ``probabilities``): one pydantic-core call parses and checks the raw body
+  (``InputValidator.parse_json``); no FastAPI routing, dependency or request model;
+- everything else goes to ``predict`` below, FastAPI's route: body parsing, the dependencies
+  (API key, model, validator), the request model and the record checks, in that order, with
+  their errors, exactly as declared in the OpenAPI document.
 
-A body the fast path refuses is handed on, so the reference path decides every error answer.
-Both paths answer through ``answer``: the response JSON is written once, not validated again.
+A body the fast path refuses is handed on, so the route decides every error answer. Both paths
+answer through ``answer``: the response JSON is written once, not validated again.
 """
 
 from __future__ import annotations
 
 import email.message
 from collections import Counter
-from collections.abc import Callable, Coroutine
 from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_json
 
@@ -45,28 +43,7 @@ SCOPE = "predict"
 _QUERY_BOOL: TypeAdapter[bool] = TypeAdapter(bool)
 
 
-class PredictRoute(APIRoute):
-    """Serves a request on the fast path when it can, else with FastAPI's handler of the
-    endpoint (see the module docstring)."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        reference = super().get_route_handler()
-
-        async def handle(request: Request) -> Response:
-            body = await request.body()  # read once: FastAPI's handler gets it from the request
-            fast = fast_input(request, body)
-            if fast is None:
-                return await reference(request)
-            model, parsed, probabilities = fast
-            state = request.state
-            return await answer(
-                model, state.predictor, parsed.records, probabilities, state.request_id
-            )
-
-        return handle
-
-
-router = APIRouter(prefix="/v1", tags=["predict"], route_class=PredictRoute)
+router = APIRouter(prefix="/v1", tags=["predict"])
 
 
 @router.post(
