@@ -51,6 +51,7 @@ class Coalescer:
         self.max_rows = max_rows
         self._queue: deque[_Job] = deque()
         self._running = 0  # calls handed to the pool and not yet back (event loop only)
+        self._kick_due = False
 
     async def predict(self, model: Predicts, records: Records, deadline: float) -> Prediction:
         """The model's answer for ``records``; ``TimeoutError`` once ``deadline`` (monotonic
@@ -58,10 +59,21 @@ class Coalescer:
         loop = asyncio.get_running_loop()
         job = _Job(model, records, deadline, loop.create_future())
         self._queue.append(job)
-        if self._running < self._threads:
-            self._dispatch(loop)
+        self._kick_soon(loop)
         # On timeout wait_for cancels the answer: a queued job is then skipped.
         return await asyncio.wait_for(job.answer, max(0.0, deadline - time.monotonic()))
+
+    def _kick_soon(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Dispatch at the next loop iteration, so the requests ready in this one queue their
+        records first and share the call."""
+        if self._queue and self._running < self._threads and not self._kick_due:
+            self._kick_due = True
+            loop.call_soon(self._kick, loop)
+
+    def _kick(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._kick_due = False
+        while self._queue and self._running < self._threads:
+            self._dispatch(loop)
 
     def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
         jobs = self._take()
@@ -114,8 +126,7 @@ class Coalescer:
                 job.answer.set_exception(result)
             else:
                 job.answer.set_result(result)
-        while self._queue and self._running < self._threads:
-            self._dispatch(loop)
+        self._kick_soon(loop)
 
 
 def _run(model: Predicts, parts: list[Records]) -> list[Prediction | Exception]:
