@@ -6,11 +6,12 @@ values are never passed to a log call.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from datetime import datetime, timezone
 from typing import Any
+
+from pydantic_core import to_json
 
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -20,8 +21,6 @@ _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)
 }
 
 
-# One encoder for every line: json.dumps(..., default=str) would build a new one per call.
-_ENCODER = json.JSONEncoder(default=str)
 
 
 class JsonFormatter(logging.Formatter):
@@ -41,7 +40,9 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
-        return _ENCODER.encode(entry)
+        # pydantic-core's encoder: compact, UTF-8, several times faster than json.dumps; what
+        # it cannot encode is written as str(value), like json.dumps(default=str).
+        return to_json(entry, fallback=str).decode()
 
 
 class TextFormatter(logging.Formatter):

@@ -26,3 +26,15 @@ def test_json_formatter_writes_one_object_with_extras() -> None:
 def test_text_formatter_appends_extras() -> None:
     line = TextFormatter().format(_record(request_id="abc"))
     assert line.endswith("INFO berth.access: request request_id=abc")
+
+
+def test_json_formatter_writes_other_types_as_text_and_keeps_unicode() -> None:
+    class Opaque:
+        def __str__(self) -> str:
+            return "opaque!"
+
+    line = JsonFormatter().format(_record(thing=Opaque(), name_="café", ratio=float("nan")))
+    assert "café" in line
+    entry = json.loads(line)
+    assert entry["thing"] == "opaque!"
+    assert entry["name_"] == "café"
