@@ -21,8 +21,6 @@ _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)
 }
 
 
-
-
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, message, then the record's extras."""
 
