@@ -9,6 +9,7 @@ float64 array (in their own column order). ``Batch`` is the list of checked reco
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -19,7 +20,9 @@ from numpy.typing import NDArray
 class Batch(list[dict[str, Any]]):
     """Records that passed the input checks, with ``names`` the manifest's feature order.
 
-    ``numeric``: every feature is numeric, so the records have one float64 matrix.
+    ``numeric``: every feature is numeric, so the records have one float64 matrix. The input
+    validator builds every record with its keys in ``names`` order (pydantic-core writes a
+    ``TypedDict`` in field order), so the matrix is read from the values in one pass.
     """
 
     def __init__(
@@ -47,7 +50,7 @@ class Batch(list[dict[str, Any]]):
         if not self.numeric:
             return None
         if self._matrix is None:
-            self._matrix = build_matrix(self, self.names)
+            self._matrix = self._values()
         if tuple(names) == self.names:
             return self._matrix
         if self._index is None:
@@ -56,6 +59,13 @@ class Batch(list[dict[str, Any]]):
             return self._matrix[:, [self._index[name] for name in names]]
         except KeyError:
             return None
+
+    def _values(self) -> NDArray[np.float64]:
+        if not self or tuple(self[0]) != self.names:  # not built by the validator: look up
+            return build_matrix(self, self.names)
+        values = chain.from_iterable(map(dict.values, self))
+        count = len(self) * len(self.names)
+        return np.fromiter(values, np.float64, count).reshape(len(self), len(self.names))
 
 
 def matrix(records: Sequence[Mapping[str, Any]], names: Sequence[str]) -> NDArray[np.float64]:

@@ -34,3 +34,8 @@ def test_fallback_keys_of_a_batch_match_those_of_plain_records() -> None:
     assert record_keys("v1", batch) == [record_keys("v1", [r])[0] for r in RECORDS]
     folded = Batch([{"b": 2.0, "a": 1.0, "c": 0.0}], NAMES, numeric=True)
     assert record_keys("v1", folded)[0] == record_keys("v1", batch)[0]  # -0.0 is 0.0
+
+
+def test_records_not_in_feature_order_are_looked_up_by_name() -> None:
+    shuffled = [{"c": 3.0, "a": 1.0, "b": 2.0}]
+    assert matrix(Batch(shuffled, NAMES, numeric=True), NAMES).tolist() == [[2.0, 1.0, 3.0]]
