@@ -132,16 +132,10 @@ class Predictor:
         return Outcome(result.predictions, result.probabilities)
 
     def _remember(self, keys: Sequence[str], result: Prediction) -> None:
-        predictions: list[str | float] = list(result.predictions)
-        probabilities: list[dict[str, float] | None] = (
-            list(result.probabilities) if result.probabilities else [None] * len(keys)
-        )
-        self.cache.put_many(
-            [
-                (key, Answer(prediction, probs))
-                for key, prediction, probs in zip(keys, predictions, probabilities, strict=True)
-            ]
-        )
+        probabilities: Sequence[dict[str, float] | None]
+        probabilities = result.probabilities or [None] * len(keys)
+        answers = map(Answer._make, zip(result.predictions, probabilities, strict=True))
+        self.cache.put_many(list(zip(keys, answers, strict=True)))
 
     def _fallback(self, keys: Sequence[str], reason: FallbackReason) -> Outcome:
         answers = [cached or self.default for cached in self.cache.get_many(keys)]

@@ -107,10 +107,13 @@ class LoadedModel:
                     f"the classifier gave {raw.probabilities.shape[1:]} probabilities per "
                     f"record for {len(classes)} classes"
                 )
+            labels = raw.predictions.tolist()  # str already when the runtime gives text
+            if raw.predictions.dtype.kind != "U":
+                labels = list(map(str, labels))
             return Prediction(
-                predictions=[str(label) for label in raw.predictions.tolist()],
-                probabilities=[
-                    dict(zip(classes, row, strict=True)) for row in raw.probabilities.tolist()
+                predictions=labels,
+                probabilities=[  # strict=False: the shape was checked above
+                    dict(zip(classes, row, strict=False)) for row in raw.probabilities.tolist()
                 ],
             )
         return Prediction(predictions=raw.predictions.tolist(), probabilities=None)
