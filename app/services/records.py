@@ -26,12 +26,16 @@ class Batch(list[dict[str, Any]]):
     """
 
     def __init__(
-        self, records: Iterable[dict[str, Any]], names: Sequence[str], numeric: bool
+        self,
+        records: Iterable[dict[str, Any]],
+        names: Sequence[str],
+        numeric: bool,
+        matrix: NDArray[np.float64] | None = None,
     ) -> None:
         super().__init__(records)
         self.names = tuple(names)
         self.numeric = numeric
-        self._matrix: NDArray[np.float64] | None = None
+        self._matrix = matrix if numeric else None  # given when the caller has it already
         self._index: dict[str, int] | None = None
 
     @classmethod

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 from typing_extensions import TypedDict
@@ -184,8 +185,14 @@ class InputValidator:
         return Batch(records, self.names, self.numeric)
 
     def _rows(self, columns: dict[str, list[Any]]) -> Batch:
-        rows = zip(*(columns[name] for name in self.names), strict=True)
-        return self._batch([dict(zip(self.names, row, strict=True)) for row in rows])
+        ordered = [columns[name] for name in self.names]
+        rows = zip(*ordered, strict=True)
+        records = [dict(zip(self.names, row, strict=True)) for row in rows]
+        if not self.numeric:
+            return self._batch(records)
+        # The matrix straight from the columns (one row per record, C order).
+        matrix = np.ascontiguousarray(np.array(ordered, np.float64).T)
+        return Batch(records, self.names, True, matrix)
 
     def validate_records(self, records: Sequence[object]) -> Batch:
         self._check_count(len(records), ("body", "records"))

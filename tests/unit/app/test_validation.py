@@ -219,3 +219,18 @@ def test_fast_path_never_accepts_more(body: dict[str, Any]) -> None:
     fast = validator.parse_json(raw)
     if fast is not None:
         assert (fast.records, fast.probabilities) == _two_step(validator, raw)
+
+
+def test_columns_give_the_matrix_of_their_records() -> None:
+    numeric = InputValidator(
+        [_spec(name="size", min=10.0, max=20.0), _spec(name="rooms", dtype="int64")],
+        range_margin=None,
+        max_records=3,
+    )
+    batch = numeric.validate_columns({"rooms": [1, 2], "size": [10.5, 20.0]})
+    fast = numeric.parse_json(b'{"columns": {"rooms": [1, 2], "size": [10.5, 20.0]}}')
+    assert fast is not None
+    for rows in (batch, fast.records):
+        assert rows == [{"size": 10.5, "rooms": 1}, {"size": 20.0, "rooms": 2}]
+        assert rows.columns(["size", "rooms"]).tolist() == [[10.5, 1.0], [20.0, 2.0]]
+        assert rows.columns(["size", "rooms"]).flags["C_CONTIGUOUS"]
