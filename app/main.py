@@ -82,7 +82,7 @@ def operation_id(route: APIRoute) -> str:
 def create_app(settings: Settings | None = None, store: ModelStore | None = None) -> FastAPI:
     """The app; ``store`` replaces the model store built from ``settings`` (tests)."""
     settings = settings or Settings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, settings.log_flush_ms / 1000)
     app = FastAPI(
         title="Berth",
         summary="Predictions from a verified model bundle.",
