@@ -293,3 +293,17 @@ def test_access_log_does_no_work_when_info_is_filtered_out(
         assert [fields["status"] for fields in built] == [200]
     finally:
         logger.setLevel(level)
+
+
+def test_openapi_still_describes_the_predict_route_fully(client: TestClient) -> None:
+    """The fast path serves most requests, but the OpenAPI operation is the route's."""
+    operation = client.get("/openapi.json").json()["paths"]["/v1/predict"]["post"]
+    body = operation["requestBody"]
+    assert body["required"] is True
+    assert body["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PredictRequest"
+    }
+    ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/PredictResponse"}
+    assert [p["name"] for p in operation["parameters"]] == ["probabilities"]
+    assert operation["security"] == [{"APIKeyHeader": []}, {"HTTPBearer": []}]
