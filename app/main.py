@@ -6,12 +6,16 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TypedDict
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from fastapi.telemetry import TelemetryConfig
 
 from app.api.errors import unhandled_error_handler, validation_error_handler
-from app.api.main import api_router
+from app.api.fast_path import PATH as PREDICT_PATH
+from app.api.fast_path import PredictFastPath
+from app.api.main import routers
+from app.api.routes import predict
 from app.core.body_limit import BodyLimitMiddleware
 from app.core.config import Settings
 from app.core.logging import configure_logging
@@ -62,6 +66,14 @@ def make_lifespan(
     return lifespan
 
 
+NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
+
+
 def operation_id(route: APIRoute) -> str:
     """Stable OpenAPI operation ids: ``<tag>-<function name>``."""
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
@@ -70,20 +82,34 @@ def operation_id(route: APIRoute) -> str:
 def create_app(settings: Settings | None = None, store: ModelStore | None = None) -> FastAPI:
     """The app; ``store`` replaces the model store built from ``settings`` (tests)."""
     settings = settings or Settings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, settings.log_flush_ms / 1000)
     app = FastAPI(
         title="Berth",
         summary="Predictions from a verified model bundle.",
         lifespan=make_lifespan(settings, store),
         generate_unique_id_function=operation_id,
+        # Metrics are Prometheus' (app.core.metrics) and no OpenTelemetry SDK is installed:
+        # skip FastAPI's per-request check for configured OpenTelemetry providers.
+        telemetry=NO_TELEMETRY,
     )
     app.state.keyring = KeyRing(settings.api_keys_file)
+    for router in routers:
+        app.include_router(router)
+    # The last added runs first: request context, body limit, then the predict fast path.
+    app.add_middleware(PredictFastPath, route=route_of(predict.router, PREDICT_PATH, "POST"))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(Exception, unhandled_error_handler)
-    app.include_router(api_router)
     return app
+
+
+def route_of(router: APIRouter, path: str, method: str) -> APIRoute:
+    return next(
+        route
+        for route in router.routes
+        if isinstance(route, APIRoute) and route.path == path and method in (route.methods or ())
+    )
 
 
 app = create_app()

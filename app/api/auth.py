@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import Headers
 
 from app.schemas import ErrorResponse
 from app.services.auth import AuthError, KeyRing
@@ -20,6 +21,17 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or invalid API key."},
     403: {"model": ErrorResponse, "description": "The API key may not use this route."},
 }
+
+
+def api_key_of(headers: Headers) -> str | None:
+    """The key a request carries, read as the two schemes above read it: a non-empty
+    ``X-API-Key``, else the token of ``Authorization: Bearer TOKEN``."""
+    header_key = headers.get("x-api-key")
+    if header_key:
+        return header_key
+    scheme, _, token = (headers.get("authorization") or "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
 
 
 async def get_keyring(request: Request) -> KeyRing:

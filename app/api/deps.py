@@ -48,11 +48,9 @@ async def get_model(store: Annotated[ModelStore, Depends(get_model_store)]) -> L
 _validators: dict[tuple[str, float | None, int], InputValidator] = {}
 
 
-async def get_validator(
-    model: Annotated[LoadedModel, Depends(get_model)],
-    settings: Annotated[Settings, Depends(get_settings)],
-) -> InputValidator:
-    """The input validator of the served model, built once per model version and settings."""
+def validator_for(model: LoadedModel, settings: Settings) -> InputValidator:
+    """The input validator of ``model`` under ``settings``, built once per model version and
+    settings (building one compiles its pydantic-core schemas)."""
     key = (model.version, settings.range_margin, settings.max_records)
     validator = _validators.get(key)
     if validator is None:
@@ -63,6 +61,14 @@ async def get_validator(
             _validators.clear()
         _validators[key] = validator
     return validator
+
+
+async def get_validator(
+    model: Annotated[LoadedModel, Depends(get_model)],
+    settings: Annotated[Settings, Depends(get_settings)],
+) -> InputValidator:
+    """The input validator of the served model."""
+    return validator_for(model, settings)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

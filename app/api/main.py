@@ -1,17 +1,16 @@
-"""All API routes."""
+"""All API routes, as the routers the app includes one by one (not nested in one router:
+FastAPI matches every level of nesting again on each request)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.routes import health, metrics, models, predict
+from app.api.routes import batch, health, metrics, models, predict
 
-api_router = APIRouter()
-api_router.include_router(health.router)
-api_router.include_router(predict.router)
-api_router.include_router(models.router)
-api_router.include_router(metrics.router)
-
-from app.api.routes import batch  # noqa: E402  (own line: appended by the scheduler branch)
-
-api_router.include_router(batch.router)
+routers: list[APIRouter] = [
+    health.router,
+    predict.router,
+    models.router,
+    metrics.router,
+    batch.router,
+]

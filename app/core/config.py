@@ -32,6 +32,14 @@ class Settings(BaseSettings):
         default="json",
         description="'json': one JSON object per line (servers); 'text': human-readable.",
     )
+    log_flush_ms: float = Field(
+        default=100,
+        ge=0,
+        le=10_000,
+        description="Log lines (one access line per request) are written in batches, each at "
+        "most this late; WARNING and worse are written at once with the lines before them. "
+        "0: one write per line.",
+    )
     inference_threads: int = Field(
         default=1,
         ge=1,

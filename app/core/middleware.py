@@ -4,10 +4,11 @@ overhead)."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from contextvars import ContextVar
+from functools import lru_cache
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
@@ -40,7 +41,7 @@ def request_id_from(scope: Scope) -> str:
             candidate: str = value.decode("latin-1")
             if _VALID_REQUEST_ID.match(candidate):
                 return candidate
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as random as uuid4().hex, without building a UUID
 
 
 class RequestContextMiddleware:
@@ -68,25 +69,47 @@ class RequestContextMiddleware:
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
             await send(message)
 
-        metrics.HTTP_REQUESTS_IN_FLIGHT.inc()
+        in_flight.inc()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             _request_context.reset(token)
-            metrics.HTTP_REQUESTS_IN_FLIGHT.dec()
+            in_flight.dec()
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None)
             method = scope["method"]
-            route_label = route or UNMATCHED_ROUTE
-            metrics.HTTP_REQUESTS.labels(route_label, method, str(status)).inc()
-            metrics.HTTP_REQUEST_DURATION.labels(route_label, method).observe(elapsed)
-            access_log.info(
-                "request",
-                extra={
-                    **context,
-                    "method": method,
-                    "route": route or scope["path"],
-                    "status": status,
-                    "latency_ms": round(elapsed * 1000, 3),
-                },
-            )
+            count, duration = _series(route or UNMATCHED_ROUTE, method, status)
+            count.inc()
+            duration.observe(elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                log_request(
+                    {
+                        **context,
+                        "method": method,
+                        "route": route or scope["path"],
+                        "status": status,
+                        "latency_ms": round(elapsed * 1000, 3),
+                    }
+                )
+
+
+in_flight = metrics.HTTP_REQUESTS_IN_FLIGHT
+
+
+@lru_cache(maxsize=1024)  # routes are templates and methods and statuses few: bounded
+def _series(route: str, method: str, status: int) -> tuple[Any, Any]:
+    """The request counter and duration histogram of one route, method and status (a label
+    lookup takes a lock and builds tuples; the children themselves never change)."""
+    return (
+        metrics.HTTP_REQUESTS.labels(route, method, str(status)),
+        metrics.HTTP_REQUEST_DURATION.labels(route, method),
+    )
+
+
+def log_request(fields: dict[str, Any]) -> None:
+    """The access log line, handed to the handlers directly: ``Logger.info`` would also walk
+    the stack for the caller's file and line, which no formatter writes."""
+    record = access_log.makeRecord(
+        access_log.name, logging.INFO, "", 0, "request", (), None, extra=fields
+    )
+    access_log.handle(record)

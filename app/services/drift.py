@@ -19,13 +19,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from app.services.manifest import CategoricalHistogram, Histogram, Reference
+from app.services.records import matrix
 
 PSI_EPSILON = 1e-4
 
@@ -155,9 +155,7 @@ class DriftMonitor:
         if self.features:
             names = self.features
             if self._numeric:
-                rows = np.array(list(map(itemgetter(*names), records)), np.float64).reshape(
-                    len(records), len(names)
-                )
+                rows = matrix(records, names)
             else:
                 binners = self._feature_binners
                 rows = np.array(
@@ -167,7 +165,8 @@ class DriftMonitor:
         coded = None
         if predictions is not None:
             code = self._prediction_binner.code
-            coded = np.array([[code(p)] for p in predictions], np.float64)
+            coded = np.fromiter(map(code, predictions), np.float64, len(predictions))
+            coded = coded.reshape(-1, 1)
         with self._lock:
             if rows is not None:
                 self._inputs.extend(rows)

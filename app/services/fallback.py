@@ -13,10 +13,13 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+
+from app.services.records import Batch
 
 
 class Answer(NamedTuple):
@@ -46,19 +49,32 @@ def record_keys(model_version: str, records: Sequence[Mapping[str, float | str]]
     """
     if not records:
         return []
-    names = sorted(records[0])
-    prefix = hashlib.sha256("\0".join([model_version, *names]).encode("utf-8"))
-    rows = [[record[name] for name in names] for record in records]
-    if any(isinstance(value, str) for row in rows for value in row):
-        return _mixed_keys(prefix, rows)
+    names = tuple(sorted(records[0]))
+    prefix = _prefix(model_version, names)
+    if not names:
+        return [prefix.hexdigest()] * len(records)
+    values = records.columns(names) if isinstance(records, Batch) else None
+    if values is None:
+        rows = [[record[name] for name in names] for record in records]
+        if any(isinstance(value, str) for row in rows for value in row):
+            return _mixed_keys(prefix, rows)
+        values = np.array(rows, np.float64)
     # + 0.0 turns -0.0 into 0.0, so the two spellings of zero share a key.
-    values = np.array(rows, np.float64) + 0.0
+    data = (values + 0.0).tobytes()
+    width = 8 * len(names)
+    copy = prefix.copy
     keys = []
-    for row in values:
-        digest = prefix.copy()
-        digest.update(row.tobytes())
+    for start in range(0, len(data), width):
+        digest = copy()
+        digest.update(data[start : start + width])
         keys.append(digest.hexdigest())
     return keys
+
+
+@lru_cache(maxsize=16)  # a worker serves one model (two during a reload)
+def _prefix(model_version: str, names: tuple[str, ...]) -> Any:
+    """The hash state after the key prefix; callers copy it, never update it."""
+    return hashlib.sha256("\0".join([model_version, *names]).encode("utf-8"))
 
 
 def _mixed_keys(prefix: Any, rows: Sequence[Sequence[object]]) -> list[str]:

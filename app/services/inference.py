@@ -8,7 +8,6 @@ When some record has neither, ``NoFallbackError`` says why and the route answers
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -17,6 +16,7 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
 from typing import Literal, Protocol, cast
 
+from app.services.coalescing import Coalescer
 from app.services.fallback import Answer, FallbackCache, record_keys
 from app.services.manifest import Manifest
 from app.services.model_store import Prediction
@@ -75,6 +75,7 @@ class Predictor:
         self.budget_s = budget_ms / 1000
         self.default = default
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="berth-infer")
+        self._coalescer = Coalescer(self._pool, threads)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -86,15 +87,13 @@ class Predictor:
         return outcome
 
     async def predict_async(self, model: Model, records: Sequence[Mapping[str, float]]) -> Outcome:
-        """For the event loop: awaits the pool's future, so no request thread is tied up."""
+        """For the event loop: awaits the pool's answer, so no request thread is tied up.
+        Concurrent requests share pool handoffs and model calls (``Coalescer``)."""
         deadline = time.monotonic() + self.budget_s
         keys = record_keys(model.version, records)
-        future: Future[Prediction] = self._pool.submit(model.predict, records)
         try:
-            result = await asyncio.wait_for(
-                asyncio.wrap_future(future), max(0.0, deadline - time.monotonic())
-            )
-        except asyncio.TimeoutError:  # the wrapper's cancel cancels a still-queued call
+            result = await self._coalescer.predict(model, records, deadline)
+        except TimeoutError:  # a request still queued at its deadline is never run
             outcome = self._fallback(keys, "timeout")
         except Exception:
             log.exception("model error", extra={"model_version": model.version})
@@ -133,16 +132,10 @@ class Predictor:
         return Outcome(result.predictions, result.probabilities)
 
     def _remember(self, keys: Sequence[str], result: Prediction) -> None:
-        predictions: list[str | float] = list(result.predictions)
-        probabilities: list[dict[str, float] | None] = (
-            list(result.probabilities) if result.probabilities else [None] * len(keys)
-        )
-        self.cache.put_many(
-            [
-                (key, Answer(prediction, probs))
-                for key, prediction, probs in zip(keys, predictions, probabilities, strict=True)
-            ]
-        )
+        probabilities: Sequence[dict[str, float] | None]
+        probabilities = result.probabilities or [None] * len(keys)
+        answers = map(Answer._make, zip(result.predictions, probabilities, strict=True))
+        self.cache.put_many(list(zip(keys, answers, strict=True)))
 
     def _fallback(self, keys: Sequence[str], reason: FallbackReason) -> Outcome:
         answers = [cached or self.default for cached in self.cache.get_many(keys)]

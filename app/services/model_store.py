@@ -101,11 +101,19 @@ class LoadedModel:
         if isinstance(output, ClassificationOutput):
             if raw.probabilities is None:
                 raise ValueError("the classifier gave no probabilities")
+            classes = output.classes
+            if raw.probabilities.shape[1:] != (len(classes),):
+                raise ValueError(
+                    f"the classifier gave {raw.probabilities.shape[1:]} probabilities per "
+                    f"record for {len(classes)} classes"
+                )
+            labels = raw.predictions.tolist()  # str already when the runtime gives text
+            if raw.predictions.dtype.kind != "U":
+                labels = list(map(str, labels))
             return Prediction(
-                predictions=[str(label) for label in raw.predictions],
-                probabilities=[
-                    dict(zip(output.classes, row.tolist(), strict=True))
-                    for row in raw.probabilities
+                predictions=labels,
+                probabilities=[  # strict=False: the shape was checked above
+                    dict(zip(classes, row, strict=False)) for row in raw.probabilities.tolist()
                 ],
             )
         return Prediction(predictions=raw.predictions.tolist(), probabilities=None)

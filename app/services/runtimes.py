@@ -24,6 +24,7 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 
 from app.services.manifest import FeatureSpec
+from app.services.records import matrix as float_matrix
 
 MATRIX_INPUT = "input"
 Value = float | str
@@ -91,12 +92,12 @@ class OnnxRuntime:
                 f"(expected {expected})"
             )
         self._matrix = expected[0][0] == MATRIX_INPUT
+        self._names = [f.name for f in self._features]
         self._output_names = [output.name for output in self._session.get_outputs()]
 
     def _feeds(self, records: Sequence[Record]) -> dict[str, NDArray[Any]]:
         if self._matrix:
-            names = [f.name for f in self._features]
-            return {MATRIX_INPUT: np.array([[r[n] for n in names] for r in records], np.float32)}
+            return {MATRIX_INPUT: float_matrix(records, self._names).astype(np.float32)}
         return {f.name: _column(records, f) for f in self._features}
 
     def run(self, records: Sequence[Record]) -> RawOutput:
@@ -144,8 +145,7 @@ class SkopsRuntime:
 
     def _matrix(self, records: Sequence[Record]) -> NDArray[Any]:
         if not any(f.is_categorical for f in self._features):
-            names = [f.name for f in self._features]
-            return np.array([[r[n] for n in names] for r in records], dtype=np.float64)
+            return float_matrix(records, [f.name for f in self._features])
         matrix = np.empty((len(records), len(self._features)), dtype=object)
         for column, feature in enumerate(self._features):
             for row, record in enumerate(records):

@@ -17,6 +17,13 @@ Checks, per feature of the manifest:
 
 The rules run inside pydantic-core (a ``TypedDict`` per record), so a 100-record batch costs tens
 of microseconds, not a Python loop per value.
+
+``parse_json`` is the fast path of a predict request: it parses the raw JSON body and checks the
+whole request (its shape and every value) in one pydantic-core call compiled for the manifest.
+It only answers for a valid body; for anything else it returns None and the caller runs the
+two-step checks (the request model, then ``validate_records``/``validate_columns``), whose errors
+and messages are the API's. So both paths accept exactly the same bodies, and the messages of a
+refused body come from one place.
 """
 
 from __future__ import annotations
@@ -26,11 +33,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 from typing_extensions import TypedDict
 
 from app.services.manifest import FeatureSpec
+from app.services.records import Batch
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 CATALOG_HINT = "GET /v1/model lists the features and their accepted values"
@@ -101,10 +110,19 @@ def rule_for(feature: FeatureSpec, range_margin: float | None) -> FeatureRule:
     return FeatureRule(feature.name, kind, low, high, None, trained_min, trained_max)
 
 
-def _closed(name: str, fields: dict[str, Any]) -> Any:
-    typed = TypedDict(name, fields)  # type: ignore[misc]
+def _closed(name: str, fields: dict[str, Any], total: bool = True) -> Any:
+    typed = TypedDict(name, fields, total=total)  # type: ignore[misc]
     typed.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
     return typed
+
+
+@dataclass(frozen=True)
+class ParsedInput:
+    """A predict body that passed every check: its rows, keyed by feature name, and whether it
+    asked for probabilities."""
+
+    records: Batch
+    probabilities: bool
 
 
 class InputValidator:
@@ -115,6 +133,7 @@ class InputValidator:
     ) -> None:
         self.rules = {feature.name: rule_for(feature, range_margin) for feature in features}
         self.names = [feature.name for feature in features]
+        self.numeric = all(rule.kind != "category" for rule in self.rules.values())
         self.max_records = max_records
         self.range_margin = range_margin
         record = _closed("Record", {n: r.annotation() for n, r in self.rules.items()})
@@ -122,19 +141,67 @@ class InputValidator:
         self.record_adapter: TypeAdapter[Any] = TypeAdapter(record)
         self._records: TypeAdapter[list[dict[str, Any]]] = TypeAdapter(list[record])  # type: ignore[valid-type]
         self._columns: TypeAdapter[dict[str, list[Any]]] = TypeAdapter(columns)
+        # The whole predict body, for ``parse_json``: what the request model and the checks
+        # above accept together, with the row limit, and ``probabilities`` only as a JSON
+        # boolean (other spellings the request model takes go the two-step way).
+        rows = Field(min_length=1, max_length=max_records)
+        column = Field(max_length=max_records)
+        body = _closed(
+            "PredictBody",
+            {
+                "records": Annotated[list[record], rows] | None,  # type: ignore[valid-type]
+                "columns": _closed(
+                    "BodyColumns",
+                    {n: Annotated[list[r.annotation()], column] for n, r in self.rules.items()},  # type: ignore[misc]
+                )
+                | None,
+                "probabilities": Annotated[bool, Field(strict=True)],
+            },
+            total=False,
+        )
+        self._body: TypeAdapter[dict[str, Any]] = TypeAdapter(body)
 
     def record_schema(self) -> dict[str, Any]:
         """JSON Schema of one record, with the accepted ranges (margin included)."""
         return self.record_adapter.json_schema()
 
-    def validate_records(self, records: Sequence[object]) -> list[dict[str, Any]]:
+    def parse_json(self, body: bytes) -> ParsedInput | None:
+        """The rows of a valid JSON predict body, parsed and checked in one pass; None when the
+        body is not valid (the caller then reports why with the two-step checks)."""
+        try:
+            parsed = self._body.validate_json(body)
+        except ValueError:  # pydantic's ValidationError, or a body too deeply nested
+            return None
+        records, columns = parsed.get("records"), parsed.get("columns")
+        if records is not None and columns is None:
+            return ParsedInput(self._batch(records), parsed.get("probabilities", False))
+        if columns is not None and records is None:
+            lengths = {len(values) for values in columns.values()}
+            if len(lengths) == 1 and lengths != {0}:
+                return ParsedInput(self._rows(columns), parsed.get("probabilities", False))
+        return None
+
+    def _batch(self, records: list[dict[str, Any]]) -> Batch:
+        return Batch(records, self.names, self.numeric)
+
+    def _rows(self, columns: dict[str, list[Any]]) -> Batch:
+        ordered = [columns[name] for name in self.names]
+        rows = zip(*ordered, strict=True)
+        records = [dict(zip(self.names, row, strict=True)) for row in rows]
+        if not self.numeric:
+            return self._batch(records)
+        # The matrix straight from the columns (one row per record, C order).
+        matrix = np.ascontiguousarray(np.array(ordered, np.float64).T)
+        return Batch(records, self.names, True, matrix)
+
+    def validate_records(self, records: Sequence[object]) -> Batch:
         self._check_count(len(records), ("body", "records"))
         try:
-            return self._records.validate_python(records)
+            return self._batch(self._records.validate_python(records))
         except ValidationError as exc:
             raise InputError(self._explain(exc.errors(), ("body", "records"))) from None
 
-    def validate_columns(self, columns: dict[str, list[object]]) -> list[dict[str, Any]]:
+    def validate_columns(self, columns: dict[str, list[object]]) -> Batch:
         lengths = {name: len(values) for name, values in columns.items()}
         longest = max(lengths.values(), default=0)
         self._check_count(longest, ("body", "columns"))
@@ -165,8 +232,7 @@ class InputValidator:
                     for name in uneven
                 ]
             )
-        rows = zip(*(valid[name] for name in self.names), strict=True)
-        return [dict(zip(self.names, row, strict=True)) for row in rows]
+        return self._rows(valid)
 
     def _check_count(self, count: int, loc: tuple[str, ...]) -> None:
         if count > self.max_records:

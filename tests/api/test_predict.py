@@ -222,3 +222,88 @@ def test_access_log_has_context_but_no_feature_values(
     assert entry["request_id"] == response.json()["request_id"]
     assert entry["latency_ms"] >= 0
     assert "0.923456789" not in lines[0]
+
+
+def _answers(client: TestClient, cases: list[tuple[str, bytes, dict[str, str]]]) -> list[Any]:
+    answers = []
+    for query, body, headers in cases:
+        response = client.post(
+            f"/v1/predict{query}", content=body, headers={**headers, "X-Request-ID": "same"}
+        )
+        answers.append((response.status_code, response.headers["content-type"], response.text))
+    return answers
+
+
+def test_fast_path_answers_like_the_reference_path(
+    client: TestClient,
+    manifest: dict[str, Any],
+    sample_record: dict[str, float],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Usual requests take the fast path (one pydantic-core pass over the raw body, no FastAPI
+    dependencies); with it turned off, FastAPI's handler gives byte-identical answers."""
+    from app.api.routes import predict
+
+    records = [pair["input"] for pair in manifest["golden"]][:3]
+    columns = {name: [r[name] for r in records] for name in records[0]}
+    as_json = {"content-type": "application/json"}
+    cases = [
+        ("", json.dumps({"records": [sample_record]}).encode(), as_json),
+        ("?probabilities=true", json.dumps({"records": records}).encode(), as_json),
+        ("?probabilities=1", json.dumps({"columns": columns}).encode(), as_json),
+        ("?other=x", json.dumps({"records": records, "probabilities": True}).encode(), as_json),
+        ("", json.dumps({"records": records}).encode(), {"content-type": "application/x+json"}),
+        ("?probabilities=maybe", json.dumps({"records": records}).encode(), as_json),
+        ("", json.dumps({"records": [sample_record] * 6}).encode(), as_json),
+        ("", json.dumps({"records": [{**sample_record, "hue": "x"}]}).encode(), as_json),
+        ("", b"not json", as_json),
+        ("", json.dumps({"records": [sample_record]}).encode(), {"content-type": "text/plain"}),
+    ]
+    taken: list[bool] = []
+    real = predict.fast_input
+
+    def spy(*args: Any) -> Any:
+        found = real(*args)
+        taken.append(found is not None)
+        return found
+
+    monkeypatch.setattr(predict, "fast_input", spy)
+    fast = _answers(client, cases)
+    assert taken == [True] * 5 + [False] * 5
+    monkeypatch.setattr(predict, "fast_input", lambda *args: None)
+    assert _answers(client, cases) == fast
+    assert [status for status, _, _ in fast] == [200] * 5 + [422] * 5
+
+
+def test_access_log_does_no_work_when_info_is_filtered_out(
+    client: TestClient, sample_record: dict[str, float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.core import middleware
+
+    built: list[dict[str, Any]] = []
+    monkeypatch.setattr(middleware, "log_request", built.append)
+    logger = logging.getLogger("berth")
+    level = logger.level
+    try:
+        logger.setLevel(logging.WARNING)
+        assert client.post("/v1/predict", json={"records": [sample_record]}).status_code == 200
+        assert built == []
+        logger.setLevel(logging.INFO)
+        assert client.post("/v1/predict", json={"records": [sample_record]}).status_code == 200
+        assert [fields["status"] for fields in built] == [200]
+    finally:
+        logger.setLevel(level)
+
+
+def test_openapi_still_describes_the_predict_route_fully(client: TestClient) -> None:
+    """The fast path serves most requests, but the OpenAPI operation is the route's."""
+    operation = client.get("/openapi.json").json()["paths"]["/v1/predict"]["post"]
+    body = operation["requestBody"]
+    assert body["required"] is True
+    assert body["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PredictRequest"
+    }
+    ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/PredictResponse"}
+    assert [p["name"] for p in operation["parameters"]] == ["probabilities"]
+    assert operation["security"] == [{"APIKeyHeader": []}, {"HTTPBearer": []}]

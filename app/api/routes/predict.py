@@ -1,28 +1,54 @@
 """Predictions. ``async``: validation is short; inference runs in the predictor's own bounded
-pool, awaited, so no extra thread handoff per request."""
+pool, awaited, so no extra thread handoff per request.
+
+Two ways to the same answers:
+
+- the fast path (``PredictFastPath``, an ASGI middleware in front of FastAPI's routing), for the
+  usual request (a key allowed to predict, or an open API; a loaded model; a JSON body; no query
+  parameter but a valid ``probabilities``): one pydantic-core call parses and checks the raw body
+  (``InputValidator.parse_json``); no FastAPI routing, dependency or request model;
+- everything else goes to ``predict`` below, FastAPI's route: body parsing, the dependencies
+  (API key, model, validator), the request model and the record checks, in that order, with
+  their errors, exactly as declared in the OpenAPI document.
+
+A body the fast path refuses is handed on, so the route decides every error answer. Both paths
+answer through ``answer``: the response JSON is written once, not validated again.
+"""
 
 from __future__ import annotations
 
+import email.message
 from collections import Counter
+from functools import lru_cache
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import to_json
 
-from app.api.auth import AUTH_RESPONSES, require_scope
-from app.api.deps import ModelDep, PredictorDep, RequestIdDep, ValidatorDep
+from app.api.auth import AUTH_RESPONSES, api_key_of, require_scope
+from app.api.deps import ModelDep, PredictorDep, RequestIdDep, ValidatorDep, validator_for
 from app.core import metrics
+from app.core.config import Settings
 from app.schemas import ErrorResponse, PredictRequest, PredictResponse, ValidationErrorResponse
-from app.services.inference import NoFallbackError, Outcome
+from app.services.auth import AuthError, KeyRing
+from app.services.inference import NoFallbackError, Outcome, Predictor
 from app.services.manifest import ClassificationOutput
-from app.services.model_store import LoadedModel
-from app.services.validation import InputError, InputValidator
+from app.services.model_store import LoadedModel, ModelStore
+from app.services.validation import InputError, InputValidator, ParsedInput
+
+SCOPE = "predict"
+_QUERY_BOOL: TypeAdapter[bool] = TypeAdapter(bool)
+
 
 router = APIRouter(prefix="/v1", tags=["predict"])
 
 
 @router.post(
     "/predict",
+    response_model=PredictResponse,
     responses={
         **AUTH_RESPONSES,
         400: {
@@ -45,7 +71,7 @@ router = APIRouter(prefix="/v1", tags=["predict"])
             "there is no cached or default answer to fall back on.",
         },
     },
-    dependencies=[Depends(require_scope("predict"))],
+    dependencies=[Depends(require_scope(SCOPE))],
 )
 async def predict(
     body: PredictRequest,
@@ -56,7 +82,7 @@ async def predict(
     probabilities: Annotated[
         bool, Query(description="Also return class probabilities (classifiers only).")
     ] = False,
-) -> PredictResponse:
+) -> Response:
     """Predict one or more records within the latency budget, falling back if needed.
 
     Send either `records` (objects keyed by feature name) or `columns` (one list per feature).
@@ -65,19 +91,81 @@ async def predict(
         records = validate(validator, body)
     except InputError as exc:
         raise RequestValidationError(exc.errors) from None
+    return await answer(model, predictor, records, probabilities or body.probabilities, request_id)
+
+
+def fast_input(request: Request, body: bytes) -> tuple[LoadedModel, ParsedInput, bool] | None:
+    """The model, the checked rows and the probabilities flag of a usual request; None when
+    anything is unusual or wrong (the reference path then answers, errors included)."""
+    keyring: KeyRing = request.app.state.keyring
+    try:
+        request.state.api_key_name = keyring.authorize(api_key_of(request.headers), SCOPE)
+    except AuthError:
+        return None
+    state = request.state
+    store: ModelStore = state.model_store
+    model = store.model
+    if model is None or not is_json(request.headers.get("content-type")):
+        return None
+    query = False
+    if request.scope["query_string"]:
+        raw = request.query_params.get("probabilities")
+        if raw is not None:
+            try:
+                query = _QUERY_BOOL.validate_python(raw)
+            except ValidationError:
+                return None
+    settings: Settings = state.settings
+    parsed = validator_for(model, settings).parse_json(body)
+    if parsed is None:
+        return None
+    return model, parsed, query or parsed.probabilities
+
+
+@lru_cache(maxsize=64)
+def is_json(content_type: str | None) -> bool:
+    """Whether FastAPI reads a body of this content type as JSON (``application/json`` or
+    ``application/*+json``); without one it does not (strict content type)."""
+    if not content_type:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
+
+
+async def answer(
+    model: LoadedModel,
+    predictor: Predictor,
+    records: list[dict[str, Any]],
+    probabilities: bool,
+    request_id: str,
+) -> Response:
+    """Predict ``records`` (checked) and write the response body once."""
     try:
         result = await predictor.predict_async(model, records)
     except NoFallbackError as exc:
         metrics.FALLBACKS_UNAVAILABLE.labels(exc.reason).inc()
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from None
     count_predictions(model, result)
-    return PredictResponse(
-        model_version=model.version,
-        predictions=result.predictions,
-        probabilities=result.probabilities if probabilities or body.probabilities else None,
-        request_id=request_id,
-        fallback=result.fallback_reason is not None,
-        fallback_reason=result.fallback_reason,
+    body = render(model.version, result, probabilities, request_id)
+    return Response(content=body, media_type="application/json")
+
+
+def render(model_version: str, result: Outcome, probabilities: bool, request_id: str) -> bytes:
+    """The ``PredictResponse`` body (same fields, order and JSON as the model would give)."""
+    return to_json(
+        {
+            "model_version": model_version,
+            "predictions": result.predictions,
+            "probabilities": result.probabilities if probabilities else None,
+            "request_id": request_id,
+            "fallback": result.fallback_reason is not None,
+            "fallback_reason": result.fallback_reason,
+        },
+        inf_nan_mode="null",
     )
 
 
@@ -104,7 +192,14 @@ def count_predictions(model: LoadedModel, result: Outcome) -> None:
     fallback = result.fallback_reason is not None
     if result.fallback_reason is not None:
         metrics.FALLBACKS.labels(result.fallback_reason).inc()
-    is_classifier = isinstance(model.manifest.output, ClassificationOutput)
-    labels = Counter(str(p) if is_classifier else "" for p in result.predictions)
+    if isinstance(model.manifest.output, ClassificationOutput):
+        labels = Counter(map(str, result.predictions))
+    else:
+        labels = Counter({"": len(result.predictions)})
     for label, count in labels.items():
-        metrics.PREDICTIONS.labels(model.version, label, str(fallback).lower()).inc(count)
+        _predictions_of(model.version, label, fallback).inc(count)
+
+
+@lru_cache(maxsize=256)  # model versions served by a worker times classes: bounded
+def _predictions_of(version: str, label: str, fallback: bool) -> Any:
+    return metrics.PREDICTIONS.labels(version, label, str(fallback).lower())

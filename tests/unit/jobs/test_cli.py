@@ -35,7 +35,8 @@ def test_dry_run_lists_and_real_run_removes(tmp_path: Path) -> None:
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout)["removed"] == [str(models / "mid")]
     assert (models / "mid").is_dir()
-    assert '"message": "would remove"' in dry.stderr  # JSON log lines
+    logged = [json.loads(line) for line in dry.stderr.splitlines() if line.startswith("{")]
+    assert "would remove" in [entry["message"] for entry in logged]  # JSON log lines
     real = cli("run", "cleanup-models", env=env)
     assert json.loads(real.stdout)["removed"] == [str(models / "mid")]
     assert sorted(p.name for p in models.iterdir()) == ["current", "new", "old"]

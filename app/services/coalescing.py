@@ -1,0 +1,173 @@
+"""Model calls of concurrent requests, coalesced: one pool handoff and one model call for the
+requests that queued while the pool threads were busy.
+
+A handoff to a pool thread and back costs tens of microseconds of CPU (queue, thread wake-up,
+GIL, the event loop's self-pipe), more than the model itself takes for a few records. Requests
+on one event loop call ``Coalescer.predict``; while fewer than ``threads`` model calls run, a
+request's records go to the pool at once (alone, at low load); otherwise they wait in a queue,
+and when a call finishes everything queued for the same model goes in one call (up to
+``max_rows`` records). Each request still waits only until its own deadline: past it,
+``predict`` raises ``TimeoutError``, and a request that times out while queued is never run.
+
+If a combined call raises, each request's records are predicted again on their own, so one
+request's failure is never another's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Protocol
+
+from app.services.model_store import Prediction
+from app.services.records import Batch
+
+Records = Sequence[Mapping[str, float]]
+
+
+class Predicts(Protocol):
+    def predict(self, records: Records) -> Prediction: ...
+
+
+@dataclass(eq=False)
+class _Job:
+    model: Predicts
+    records: Records
+    deadline: float
+    answer: asyncio.Future[Prediction]
+
+
+class Coalescer:
+    """Runs model calls for one event loop in ``pool``, at most ``threads`` at a time."""
+
+    def __init__(self, pool: ThreadPoolExecutor, threads: int, max_rows: int = 1000) -> None:
+        self._pool = pool
+        self._threads = threads
+        self.max_rows = max_rows
+        self._queue: deque[_Job] = deque()
+        self._running = 0  # calls handed to the pool and not yet back (event loop only)
+        self._kick_due = False
+
+    async def predict(self, model: Predicts, records: Records, deadline: float) -> Prediction:
+        """The model's answer for ``records``; ``TimeoutError`` once ``deadline`` (monotonic
+        seconds) passed, or the model's exception."""
+        loop = asyncio.get_running_loop()
+        job = _Job(model, records, deadline, loop.create_future())
+        self._queue.append(job)
+        self._kick_soon(loop)
+        # On timeout wait_for cancels the answer: a queued job is then skipped.
+        return await asyncio.wait_for(job.answer, max(0.0, deadline - time.monotonic()))
+
+    def _kick_soon(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Dispatch at the next loop iteration, so the requests ready in this one queue their
+        records first and share the call."""
+        if self._queue and self._running < self._threads and not self._kick_due:
+            self._kick_due = True
+            loop.call_soon(self._kick, loop)
+
+    def _kick(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._kick_due = False
+        while self._queue and self._running < self._threads:
+            self._dispatch(loop)
+
+    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        jobs = self._take()
+        if not jobs:
+            return
+        self._running += 1
+        call = self._pool.submit(_run, jobs[0].model, [job.records for job in jobs])
+
+        def back(done: Future[list[Prediction | Exception]]) -> None:
+            with suppress(RuntimeError):  # the loop is closed: nobody waits for these answers
+                loop.call_soon_threadsafe(self._finished, loop, jobs, done)
+
+        call.add_done_callback(back)
+
+    def _take(self) -> list[_Job]:
+        """The next call's jobs: the oldest live job and those after it for the same model."""
+        now = time.monotonic()
+        jobs: list[_Job] = []
+        rows = 0
+        while self._queue:
+            job = self._queue[0]
+            if job.answer.done() or job.deadline <= now:  # timed out while queued: never run
+                self._queue.popleft()
+                if not job.answer.done():
+                    job.answer.set_exception(TimeoutError())
+                continue
+            full = rows + len(job.records) > self.max_rows
+            if jobs and (job.model is not jobs[0].model or full):
+                break
+            jobs.append(self._queue.popleft())
+            rows += len(job.records)
+        return jobs
+
+    def _finished(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        jobs: list[_Job],
+        done: Future[list[Prediction | Exception]],
+    ) -> None:
+        self._running -= 1
+        try:
+            results = done.result()
+        except BaseException as exc:  # cancelled at shutdown, or a bug in _run
+            error = exc if isinstance(exc, Exception) else RuntimeError("model call cancelled")
+            results = [error] * len(jobs)
+        for job, result in zip(jobs, results, strict=True):
+            if job.answer.done():  # timed out meanwhile
+                continue
+            if isinstance(result, Exception):
+                job.answer.set_exception(result)
+            else:
+                job.answer.set_result(result)
+        self._kick_soon(loop)
+
+
+def _run(model: Predicts, parts: list[Records]) -> list[Prediction | Exception]:
+    """In a pool thread: one call for all parts, split back; each part alone if it raises."""
+    if len(parts) > 1:
+        sizes = [len(part) for part in parts]
+        try:
+            whole = model.predict(_concat(parts))
+            if len(whole.predictions) == sum(sizes):
+                return _split(whole, sizes)
+        except Exception:  # found out below, part by part
+            pass
+    results: list[Prediction | Exception] = []
+    for part in parts:
+        try:
+            results.append(model.predict(part))
+        except Exception as exc:
+            results.append(exc)
+    return results
+
+
+def _concat(parts: list[Records]) -> Records:
+    first = parts[0]
+    if isinstance(first, Batch) and all(
+        isinstance(part, Batch) and part.names == first.names for part in parts
+    ):
+        return Batch.joined(parts)  # type: ignore[arg-type]
+    return [record for part in parts for record in part]
+
+
+def _split(whole: Prediction, sizes: list[int]) -> list[Prediction | Exception]:
+    results: list[Prediction | Exception] = []
+    start = 0
+    for size in sizes:
+        end = start + size
+        probabilities = whole.probabilities
+        results.append(
+            Prediction(
+                predictions=whole.predictions[start:end],
+                probabilities=probabilities[start:end] if probabilities is not None else None,
+            )
+        )
+        start = end
+    return results
