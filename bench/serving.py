@@ -81,6 +81,9 @@ http {{
     proxy_set_header Connection "";
     proxy_set_header Host $host;
     proxy_set_header X-Request-ID $request_id;
+    # As in the deployed site: a POST whose upstream connection was closed under it (a recycled
+    # worker, an idle keep-alive connection) is retried on a fresh one, not answered 502.
+    proxy_next_upstream error timeout non_idempotent;
     server {{ listen 127.0.0.1:{app_port}; location / {{ proxy_pass http://app; }} }}
     server {{ listen 127.0.0.1:{floor_port}; location / {{ proxy_pass http://floor; }} }}
 }}
