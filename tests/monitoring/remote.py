@@ -11,12 +11,19 @@ from typing import Any
 
 from berth.vps import Host, ssh_argv
 
-# Runs on the test host: answers each PromQL query of a base64 JSON list with its result list.
+# Runs on the test host: answers each PromQL query of a base64 JSON list with its result list; with
+# a second argument N, a range query over the host's last N seconds (what a dashboard panel shows).
 _QUERY_SCRIPT = """
-import base64, json, sys, urllib.parse, urllib.request
+import base64, json, sys, time, urllib.parse, urllib.request
 out = []
+span = float(sys.argv[2]) if len(sys.argv) > 2 else 0
 for expr in json.loads(base64.b64decode(sys.argv[1])):
-    url = "http://127.0.0.1:9090/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    if span:
+        end = time.time()
+        params = {"query": expr, "start": end - span, "end": end, "step": 15}
+        url = "http://127.0.0.1:9090/api/v1/query_range?" + urllib.parse.urlencode(params)
+    else:
+        url = "http://127.0.0.1:9090/api/v1/query?" + urllib.parse.urlencode({"query": expr})
     try:
         with urllib.request.urlopen(url, timeout=20) as response:
             body = json.load(response)
@@ -61,10 +68,12 @@ def sudo(host: Host, command: str, *, timeout: float = 120) -> str:
     return result.stdout
 
 
-def query_many(host: Host, exprs: list[str]) -> list[dict[str, Any]]:
-    """Instant queries against the host's Prometheus, in one SSH round trip."""
+def query_many(host: Host, exprs: list[str], *, last_seconds: float = 0) -> list[dict[str, Any]]:
+    """Instant queries against the host's Prometheus, in one SSH round trip; with
+    ``last_seconds``, range queries over that much of the recent past (15 s steps), as a
+    dashboard panel draws them."""
     payload = base64.b64encode(json.dumps(exprs).encode()).decode()
-    command = f"python3 -c {shlex.quote(_QUERY_SCRIPT)} {payload}"
+    command = f"python3 -c {shlex.quote(_QUERY_SCRIPT)} {payload} {last_seconds:g}"
     result = ssh(host, command)
     if result.returncode != 0:
         raise AssertionError(f"querying Prometheus on {host.name} failed: {result.stderr}")

@@ -30,6 +30,7 @@ from tests.system.conftest import Provisioned, bundle_manifest
 
 pytestmark = pytest.mark.system
 
+PANEL_RANGE_SECONDS = 15 * 60
 SCRAPE_WAIT = 45  # seconds: two scrapes at the default 15 s interval, plus rule evaluation
 # Why a panel can be empty on a healthy host, for the metrics that need something to happen first.
 EMPTY_UNTIL = {
@@ -217,7 +218,11 @@ def test_every_dashboard_panel_returns_data(
 ) -> None:
     assert driven.get(200) and driven.get(422) and driven.get(404), driven
     queries = panel_queries()
-    answers = query_many(provisioned.host, [q.runnable() for q in queries])
+    # Range queries, as Grafana draws a panel: over the last 15 minutes (the dashboards open on the
+    # last 6 h), which covers all of the driven traffic however long each phase took.
+    answers = query_many(
+        provisioned.host, [q.runnable() for q in queries], last_seconds=PANEL_RANGE_SECONDS
+    )
     errors = [
         f"{q.dashboard} / {q.panel} [{q.ref_id}]: {a}"
         for q, a in zip(queries, answers, strict=True)
