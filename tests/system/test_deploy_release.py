@@ -4,9 +4,10 @@ A throwaway git+DVC project trains a real model (the repository's pipeline with 
 releases it as a git tag and ``dvc push``es it to a real S3 server (moto) that listens on the
 control node's end of the test host's link (``berth.vps.config.gateway``: an address our own
 code created, reachable by that host only). Then ``playbooks/deploy.yml -e model_version=<tag>``
-ships it, and the host must serve it through nginx. The control node's DVC cache and workspace
-copy are dropped after the push, so the bundle can only come from S3. Each test puts the version
-that served before back (rollback.yml, no download).
+ships it, and the host must serve it through nginx: fetched by the control node with DVC (the
+default), or downloaded by the host itself from S3 (``model_fetch=s3``). The control node's DVC
+cache and workspace copy are dropped after the push, so the bundle can only come from S3. Each
+test puts the version that served before back (rollback.yml, no download).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -36,13 +38,18 @@ from tests.integration.dvc.conftest import (
 )
 from tests.system.ansible_run import run_playbook
 from tests.system.conftest import Provisioned
-from tests.system.test_deploy import deploy, history, http, served_version
+from tests.system.test_deploy import deploy, history, http, served_version, versions_on_disk
+from tests.system.test_site import deploy_sudo
 
 pytestmark = pytest.mark.system
 
 NAME = "wine-classifier"
 PREFIX = "berth/dvc"
-
+CREDENTIALS_FILE = "/etc/berth/model-s3-credentials.json"
+# What the host gets (moto accepts any key; it does not enforce IAM, so "read-only" is the
+# operator's policy, not checked here). Distinct from the control node's, so a leak is traceable.
+SERVER_KEY_ID = "AKIASERVERREADONLY00"
+SERVER_SECRET = f"server-read-only-{uuid.uuid4().hex}"
 # The export stage runs the repository's whole pipeline (prepare, train, evaluate, export).
 STAGE = (
     "from pathlib import Path\n"
@@ -110,7 +117,7 @@ def train_and_release(repo: Repo, tag: str, c: float) -> Release:
 def project(
     s3_on_gateway: str, provisioned: Provisioned, tmp_path_factory: pytest.TempPathFactory
 ) -> Project:
-    """A trained release (model-v1) pushed to S3; the control node keeps no copy."""
+    """Three trained releases (model-v1..3) pushed to S3; the control node keeps no copy."""
     base = tmp_path_factory.mktemp("release-project")
     env = isolated_environment(
         base / "home", no_proxy=f"127.0.0.1,localhost,{gateway(provisioned.host.index)}"
@@ -147,7 +154,9 @@ def project(
         "--credentials-from-env",
     )
     repo.commit("dvc init, S3 remote")
-    releases = {tag: train_and_release(repo, tag, 0.5) for tag in ("model-v1",)}
+    trained = (("model-v1", 0.5), ("model-v2", 0.3), ("model-v3", 0.2))
+    releases = {tag: train_and_release(repo, tag, c) for tag, c in trained}
+    assert len({r.version for r in releases.values()}) == 3, "the releases must differ"
     repo.dvc("push", "--all-tags", "-q")
     # A fresh control node: no DVC cache, no exported bundle; only S3 has the data.
     shutil.rmtree(repo.root / ".dvc" / "cache")
@@ -205,3 +214,100 @@ def test_release_pushed_to_s3_deploys_by_tag_and_serves(
         release.version,
         release.commit,
     )
+
+
+def server_pull(
+    provisioned: Provisioned, project: Project, tag: str, tmp_path: Path
+) -> tuple[float, str]:
+    """deploy.yml with model_fetch=s3; the credentials in a private extra-vars file, as a vault
+    file would hold them (never on the command line). Wall time and output."""
+    secrets = tmp_path / "s3-credentials.yml"
+    secrets.write_text(
+        yaml.safe_dump(
+            {"model_s3_access_key_id": SERVER_KEY_ID, "model_s3_secret_access_key": SERVER_SECRET}
+        )
+    )
+    secrets.chmod(0o600)
+    started = time.monotonic()
+    run = deploy(
+        provisioned,
+        "-e",
+        f"model_project_dir={project.repo.root}",
+        "-e",
+        f"model_version={tag}",
+        "-e",
+        "model_fetch=s3",
+        "-e",
+        f"model_s3_url=s3://{project.bucket}/{PREFIX}",
+        "-e",
+        f"model_s3_endpoint_url={project.endpoint}",
+        "-e",
+        f"model_s3_region={REGION}",
+        "-e",
+        f"@{secrets}",
+    )
+    seconds = time.monotonic() - started
+    assert SERVER_SECRET not in run.output and FAKE_SECRET not in run.output
+    assert run.returncode == 0 or "failed=" in run.output, run.output[-3000:]
+    return seconds, run.output if run.returncode == 0 else f"FAILED\n{run.output}"
+
+
+def test_server_pulls_the_release_from_s3_itself(
+    provisioned: Provisioned, original: str, project: Project, tmp_path: Path
+) -> None:
+    release = project.releases["model-v2"]
+    assert release.version not in versions_on_disk(provisioned)
+    try:
+        seconds, output = server_pull(provisioned, project, "model-v2", tmp_path)
+        assert not output.startswith("FAILED"), output[-4000:]
+        print(f"deploy by tag (server download from S3): {seconds:.1f} s")
+        # The host downloaded it; the control node uploaded nothing.
+        assert "TASK [model : ship | Download the bundle from S3" in output
+        upload = output.split("TASK [model : ship | Upload the bundle under a temporary name]")[1]
+        upload = upload.split("TASK [")[0]
+        assert "skipping:" in upload and "changed:" not in upload, upload
+        assert_serves(provisioned, release)
+        last = history(provisioned)[-1]
+        # Stamped on the host with the tag's commit, which the control node read from git.
+        assert (last["action"], last["version"], last["git_rev"]) == (
+            "deploy",
+            release.version,
+            release.commit,
+        )
+        mode = deploy_sudo(provisioned.host, f"stat -c '%a %U %G' {CREDENTIALS_FILE}").strip()
+        assert mode == "600 root root"
+    finally:
+        deploy_sudo(provisioned.host, f"rm -f {CREDENTIALS_FILE}")
+
+
+def test_server_pull_of_a_tampered_object_keeps_the_old_version_serving(
+    provisioned: Provisioned, original: str, project: Project, tmp_path: Path
+) -> None:
+    release = project.releases["model-v3"]
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=project.endpoint,
+        region_name=REGION,
+        aws_access_key_id=FAKE_KEY_ID,
+        aws_secret_access_key=FAKE_SECRET,
+    )
+    lock = yaml.safe_load(project.repo.run("git", "show", "model-v3:dvc.lock").stdout)
+    dir_md5 = lock["stages"]["export"]["outs"][0]["md5"]
+    listing_key = f"{PREFIX}/files/md5/{dir_md5[:2]}/{dir_md5[2:]}"
+    listing = json.loads(s3.get_object(Bucket=project.bucket, Key=listing_key)["Body"].read())
+    onnx = next(entry["md5"] for entry in listing if entry["relpath"] == "model.onnx")
+    key = f"{PREFIX}/files/md5/{onnx[:2]}/{onnx[2:]}"
+    body = s3.get_object(Bucket=project.bucket, Key=key)["Body"].read()
+    s3.put_object(Bucket=project.bucket, Key=key, Body=body[:-1] + bytes([body[-1] ^ 1]))
+    try:
+        _, output = server_pull(provisioned, project, "model-v3", tmp_path)
+    finally:
+        deploy_sudo(provisioned.host, f"rm -f {CREDENTIALS_FILE}")
+        s3.put_object(Bucket=project.bucket, Key=key, Body=body)
+    assert output.startswith("FAILED"), output[-3000:]
+    assert f"s3://{project.bucket}/{key} (model.onnx) has md5" in output, output[-3000:]
+    assert "corrupted or was replaced" in output
+    assert served_version(provisioned) == original
+    assert release.version not in versions_on_disk(provisioned)
+    leftovers = deploy_sudo(provisioned.host, "find /srv/berth/models -maxdepth 1 -name '.tmp-*'")
+    assert leftovers.strip() == ""
