@@ -1,8 +1,8 @@
 """Download one model bundle from a DVC remote on S3, on the server (``model_fetch: s3``).
 
 The control node names the bundle by its DVC directory hash (``<md5>.dir``, from the release
-tag's ``dvc.lock``) and stamps nothing itself; this reads DVC's remote layout directly, so the
-server needs neither git nor DVC nor write access to the bucket:
+tag's ``dvc.lock``) and passes the tag's commit and time; this reads DVC's remote layout
+directly, so the server needs neither git nor DVC nor write access to the bucket:
 
 - ``<prefix>/files/md5/<h[:2]>/<h[2:]>.dir``: the directory listing, a JSON list of
   ``{"md5", "relpath"}``;

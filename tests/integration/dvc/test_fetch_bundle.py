@@ -108,6 +108,18 @@ def test_locate_reads_the_directory_hash_from_the_tag_without_dvc(pushed: Pushed
     assert pushed.located["path"] == f"models/{NAME}"
 
 
+def test_locate_finds_the_tag_of_a_bundle_version(pushed: Pushed) -> None:
+    root = str(pushed.repo.root)
+    version = pushed.version
+    found = pushed.repo.python_m("ml.release", "locate", "--repo", root, "--version", version)
+    assert json.loads(found.stdout) == pushed.located
+    unknown = pushed.repo.python_m(
+        "ml.release", "locate", "--repo", root, "--version", "0123456789ab", check=False
+    )
+    assert unknown.returncode == 1
+    assert f"model-v1={pushed.version}" in unknown.stderr
+
+
 def test_locate_refuses_the_working_tree_and_unknown_tags(pushed: Pushed) -> None:
     root = str(pushed.repo.root)
     empty = pushed.repo.python_m("ml.release", "locate", "--repo", root, check=False)
