@@ -15,6 +15,13 @@ field is covered by the version hash or the file hashes, so stamping never chang
 
 Prints ``{"bundle_dir", "name", "version", "git_rev", "created_at", "source"}`` as JSON.
 Exits 1 with the reason when the version is unknown or unreadable.
+
+    python -m ml.release locate --version TAG|HASH [--repo PATH]
+
+prints ``{"tag", "path", "dir_md5", "git_rev", "created_at"}``: where the release's bundle is
+in the DVC remote (its directory hash, from the tag's ``dvc.lock``), for servers that download
+it themselves (``model_fetch: s3``, ``python -m app.fetch_bundle``). A tag needs git only; a
+bundle version is looked up in the tags' manifests through DVC, like ``fetch``.
 """
 
 from __future__ import annotations
@@ -168,6 +175,58 @@ def resolve(root: Path, version: str | None, pattern: str = DEFAULT_PATTERN) -> 
     )
 
 
+def locate(root: Path, version: str | None, pattern: str = DEFAULT_PATTERN) -> dict[str, str]:
+    """Where a release's bundle is in the DVC remote, from git alone (no DVC, no credentials):
+    the tag's ``dvc.lock`` names the export output's directory hash (``<md5>.dir``)."""
+    if not version:
+        raise ReleaseError(
+            "servers pull released versions only (model_fetch: s3): name a release tag that was "
+            "pushed (-e model_version=model-v3), or deploy this checkout's bundle with "
+            "model_fetch: control"
+        )
+    if _is_tag(root, version):
+        tag = version
+    elif VERSION_RE.match(version):
+        known = list_versions(root, pattern)
+        found = [entry.tag for entry in known if entry.version == version]
+        if not found:
+            listed = ", ".join(f"{e.tag}={e.version or '?'}" for e in known) or "none"
+            raise ReleaseError(
+                f"unknown model version {version}: no release tag ({pattern}) has a bundle with "
+                f"it (releases: {listed}). Deploy by tag, or list versions with "
+                "`python -m ml.versions`."
+            )
+        tag = found[0]
+    else:
+        tags = ", ".join(list_tags(root, pattern)) or "none"
+        raise ReleaseError(
+            f"unknown model version {version!r}: not a git tag and not a 12-hex-digit bundle "
+            f"version. Release tags here: {tags}."
+        )
+    lock_text = subprocess.run(
+        ["git", "show", f"{tag}:dvc.lock"], cwd=root, capture_output=True, text=True, check=False
+    )
+    if lock_text.returncode != 0:
+        raise ReleaseError(f"tag {tag} has no dvc.lock: it is not a model release")
+    try:
+        path, dir_md5 = bundle_out(yaml.safe_load(lock_text.stdout), EXPORT_STAGE)
+    except (LookupError, AttributeError) as exc:
+        raise ReleaseError(f"the dvc.lock of tag {tag} names no bundle: {exc}") from exc
+    if not dir_md5 or not dir_md5.endswith(".dir"):
+        raise ReleaseError(
+            f"the dvc.lock of tag {tag} has no directory hash for {path}: the bundle is not a "
+            "DVC-tracked directory"
+        )
+    commit = _git(root, "rev-list", "-n", "1", tag)
+    return {
+        "tag": tag,
+        "path": path,
+        "dir_md5": dir_md5,
+        "git_rev": commit,
+        "created_at": _commit_time(root, commit).isoformat(),
+    }
+
+
 def stamp(source: Source, out_dir: Path) -> Manifest:
     """Write the source's bundle to ``out_dir`` with ``git_rev``/``created_at`` filled in."""
     manifest = Manifest.model_validate_json(source.files[MANIFEST_FILENAME])
@@ -204,9 +263,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     get.add_argument("--out", type=Path, required=True, help="directory to write (replaced)")
     get.add_argument("--repo", type=Path, default=PROJECT_ROOT)
     get.add_argument("--pattern", default=DEFAULT_PATTERN, help="release tag pattern")
+    where = sub.add_parser(
+        "locate", help="print the tag, bundle path and DVC directory hash of a release"
+    )
+    where.add_argument("--version", default="", help="git tag or 12-hex bundle version")
+    where.add_argument("--repo", type=Path, default=PROJECT_ROOT)
+    where.add_argument("--pattern", default=DEFAULT_PATTERN, help="release tag pattern")
     args = parser.parse_args(argv)
     try:
-        result = fetch(args.repo.resolve(), args.version or None, args.out, args.pattern)
+        if args.command == "locate":
+            result = locate(args.repo.resolve(), args.version or None, args.pattern)
+        else:
+            result = fetch(args.repo.resolve(), args.version or None, args.out, args.pattern)
     except (ReleaseError, StageError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1

@@ -44,10 +44,10 @@ def bucket(s3_client: Any) -> str:
     return name
 
 
-@pytest.fixture
-def isolated_env(tmp_path: Path) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir()
+def isolated_environment(home: Path, no_proxy: str = "127.0.0.1,localhost") -> dict[str, str]:
+    """The environment of a subprocess that sees moto's credentials and nothing of this machine:
+    ``home`` (created) is its HOME; ``no_proxy`` the hosts it reaches without a proxy."""
+    home.mkdir(parents=True)
     env = {
         key: value
         for key, value in os.environ.items()
@@ -59,8 +59,8 @@ def isolated_env(tmp_path: Path) -> dict[str, str]:
         XDG_CACHE_HOME=str(home / ".cache"),
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         PYTHONPATH=str(PROJECT_ROOT),
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
+        NO_PROXY=no_proxy,
+        no_proxy=no_proxy,
         AWS_ACCESS_KEY_ID=FAKE_KEY_ID,
         AWS_SECRET_ACCESS_KEY=FAKE_SECRET,
         AWS_DEFAULT_REGION=REGION,
@@ -74,6 +74,11 @@ def isolated_env(tmp_path: Path) -> dict[str, str]:
         GIT_COMMITTER_EMAIL="test@berth.invalid",
     )
     return env
+
+
+@pytest.fixture
+def isolated_env(tmp_path: Path) -> dict[str, str]:
+    return isolated_environment(tmp_path / "home")
 
 
 @dataclass
