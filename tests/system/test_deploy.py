@@ -258,6 +258,12 @@ def test_old_versions_are_pruned_but_current_and_rollback_target_kept(
     on_disk = versions_on_disk(provisioned)
     assert on_disk == {deployed[-1], deployed[-2]}, on_disk
     assert served_version(provisioned) == deployed[-1]
+    # Deploying the current version again keeps the rollback target even at a keep of 1 (the
+    # link read before the switch then names the current version, not the previous one).
+    run = deploy_bundle(provisioned, bundle, "-e", "model_keep_versions=1")
+    assert run.returncode == 0, run.output[-3000:]
+    on_disk = versions_on_disk(provisioned)
+    assert on_disk == {deployed[-1], deployed[-2]}, on_disk
     # The original was pruned: the fixture re-deploys it from this checkout (ml.release fetch).
 
 
