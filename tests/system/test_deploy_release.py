@@ -13,7 +13,6 @@ test puts the version that served before back (rollback.yml, no download).
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import time
 import uuid
@@ -25,10 +24,10 @@ from typing import Any
 import boto3
 import pytest
 import yaml
-from moto.server import ThreadedMotoServer
 
 from berth.vps.config import gateway
 from ml.paths import PROJECT_ROOT
+from tests.integration.conftest import moto_server
 from tests.integration.dvc.conftest import (
     FAKE_KEY_ID,
     FAKE_SECRET,
@@ -91,14 +90,8 @@ class Project:
 @pytest.fixture(scope="module")
 def s3_on_gateway(provisioned: Provisioned) -> Iterator[str]:
     """A moto S3 server on the gateway address of the test host's link, for this module."""
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address=gateway(provisioned.host.index), port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server(gateway(provisioned.host.index)) as endpoint:
+        yield endpoint
 
 
 def train_and_release(repo: Repo, tag: str, c: float) -> Release:
@@ -177,6 +170,16 @@ def assert_serves(provisioned: Provisioned, release: Release) -> None:
     assert answer["predictions"] == [pair["output"]["prediction"] for pair in golden]
 
 
+def assert_last_deploy(provisioned: Provisioned, release: Release) -> None:
+    """The newest deploy record is a deploy of ``release``, with the tag's commit."""
+    last = history(provisioned)[-1]
+    assert (last["action"], last["version"], last["git_rev"]) == (
+        "deploy",
+        release.version,
+        release.commit,
+    )
+
+
 @pytest.fixture
 def original(provisioned: Provisioned) -> Iterator[str]:
     """The version that serves before the test; switched back to afterwards (rollback.yml: it
@@ -207,13 +210,8 @@ def test_release_pushed_to_s3_deploys_by_tag_and_serves(
     assert run.returncode == 0, run.output[-4000:]
     print(f"deploy by tag (control node fetch from S3): {seconds:.1f} s")
     assert_serves(provisioned, release)
-    last = history(provisioned)[-1]
     # The control node stamped the tag's commit into the manifest it shipped.
-    assert (last["action"], last["version"], last["git_rev"]) == (
-        "deploy",
-        release.version,
-        release.commit,
-    )
+    assert_last_deploy(provisioned, release)
 
 
 def server_pull(
@@ -268,13 +266,8 @@ def test_server_pulls_the_release_from_s3_itself(
         upload = upload.split("TASK [")[0]
         assert "skipping:" in upload and "changed:" not in upload, upload
         assert_serves(provisioned, release)
-        last = history(provisioned)[-1]
         # Stamped on the host with the tag's commit, which the control node read from git.
-        assert (last["action"], last["version"], last["git_rev"]) == (
-            "deploy",
-            release.version,
-            release.commit,
-        )
+        assert_last_deploy(provisioned, release)
         mode = deploy_sudo(provisioned.host, f"stat -c '%a %U %G' {CREDENTIALS_FILE}").strip()
         assert mode == "600 root root"
         # The same deploy again, in check mode: it reads S3 but would change nothing.
