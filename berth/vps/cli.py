@@ -55,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="G[=NAME,...]",
         help="put the hosts (all, or the ones listed) in group G; repeatable",
     )
+    inv.add_argument(
+        "--private",
+        action="store_true",
+        help="give each host its berth_private_address on the hosts' private network (multi-host)",
+    )
     prx = sub.add_parser("proxy", help="start or stop the shared apt proxy")
     prx.add_argument("action", choices=["up", "down"])
     return parser
@@ -99,7 +104,7 @@ def _cmd_ssh(config: Config, args: argparse.Namespace) -> int:
 def _cmd_inventory(config: Config, args: argparse.Namespace) -> int:
     hosts = [host.get(config, name) for name in args.names]
     groups = parse_group_args(args.group, args.names)
-    write_inventory(args.path, hosts, groups)
+    write_inventory(args.path, hosts, groups, private=args.private)
     log.info("wrote %s", args.path)
     return 0
 

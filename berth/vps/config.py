@@ -27,6 +27,12 @@ SUITE = "bookworm"
 PROXY_HOST = "127.0.0.1"
 PROXY_PORT = 3142
 SUBNET_PREFIX = "10.231"
+# The hosts' shared private network (like a provider's private network or VPC): one bridge in a
+# network namespace of its own, so the control node itself has no address on it and routes nothing.
+LAN_PREFIX = "10.232.0"
+LAN_NETNS = "berth-vps-lan"
+LAN_BRIDGE = "br-lan"
+LAN_GUEST_IF = "priv0"
 INDEX_MIN = 1
 INDEX_MAX = 254
 
@@ -82,3 +88,8 @@ def address(index: int) -> str:
 def gateway(index: int) -> str:
     """The control node's end of the guest's veth link."""
     return f"{SUBNET_PREFIX}.{index}.1"
+
+
+def lan_address(index: int) -> str:
+    """The guest's address on the hosts' shared private network."""
+    return f"{LAN_PREFIX}.{index}"

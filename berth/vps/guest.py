@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from berth.vps.config import PROXY_HOST, PROXY_PORT
+from berth.vps.config import LAN_GUEST_IF, PROXY_HOST, PROXY_PORT
 from berth.vps.fsutil import write_atomic
 from berth.vps.keys import public_key
 from berth.vps.proc import run
@@ -20,15 +20,19 @@ def extract(tarball: Path, root: Path) -> None:
     root.chmod(0o755)
 
 
-def _interfaces(address: str, gateway: str) -> str:
+def _interfaces(address: str, gateway: str, lan_address: str) -> str:
     return (
         "auto lo\niface lo inet loopback\n\n"
         "auto host0\niface host0 inet static\n"
-        f"  address {address}/24\n  gateway {gateway}\n"
+        f"  address {address}/24\n  gateway {gateway}\n\n"
+        f"auto {LAN_GUEST_IF}\niface {LAN_GUEST_IF} inet static\n"
+        f"  address {lan_address}/24\n"
     )
 
 
-def configure(root: Path, *, name: str, address: str, gateway: str, key: Path) -> None:
+def configure(
+    root: Path, *, name: str, address: str, gateway: str, lan_address: str, key: Path
+) -> None:
     """Write everything that makes the rootfs a distinct host reachable by SSH as root."""
     run(["chroot", str(root), "ssh-keygen", "-A", "-q"])
     write_atomic(root / "etc/hostname", f"{name}\n")
@@ -45,7 +49,7 @@ def configure(root: Path, *, name: str, address: str, gateway: str, key: Path) -
         root / "etc/apt/apt.conf.d/01proxy",
         f'Acquire::http::Proxy "{proxy}";\nAcquire::https::Proxy "{proxy}";\n',
     )
-    write_atomic(root / "etc/network/interfaces", _interfaces(address, gateway))
+    write_atomic(root / "etc/network/interfaces", _interfaces(address, gateway, lan_address))
     _copy_host_cas(root)
 
 

@@ -1,7 +1,9 @@
 """Create and destroy one test host: a systemd-nspawn container on its own veth link.
 
 Layout of host N (index 1..254): the guest is 10.231.N.2/24 on its host0, the control node
-is 10.231.N.1/24 on ve-berth-N. There is no routing, NAT or firewall change on the control
+is 10.231.N.1/24 on ve-berth-N. Every guest also has priv0 at 10.232.0.N/24 on a private network
+the hosts share: a bridge inside its own network namespace (berth-vps-lan), like a provider's
+private network between VPSes. There is no routing, NAT or firewall change on the control
 node; the guest reaches the apt proxy through two socat bridges and a unix socket:
 guest 127.0.0.1:3142 -> socket file -> control node 127.0.0.1:3142.
 """
@@ -18,7 +20,7 @@ from pathlib import Path
 from berth.vps import guest, network, preflight, proc
 from berth.vps import state as st
 from berth.vps.base import ensure_base
-from berth.vps.config import PROXY_HOST, PROXY_PORT, Config
+from berth.vps.config import LAN_GUEST_IF, PROXY_HOST, PROXY_PORT, Config, lan_address
 from berth.vps.errors import VpsError
 from berth.vps.fsutil import locked, remove_tree
 from berth.vps.keys import ensure_key
@@ -52,6 +54,11 @@ class Host:
     key_path: Path
     user: str = "root"
 
+    @property
+    def private_address(self) -> str:
+        """The host's address on the private network all test hosts share."""
+        return lan_address(self.index)
+
 
 @dataclass(frozen=True)
 class HostStatus:
@@ -76,6 +83,7 @@ def _nspawn_argv(record: HostState) -> list[str]:
         "--register=no",
         "--keep-unit",
         "--network-veth",
+        f"--network-veth-extra={record.lan_veth}:{LAN_GUEST_IF}",
         "--console=read-only",
     ]
 
@@ -139,6 +147,7 @@ def _start(config: Config, record: HostState, tarball: Path, boot_timeout: float
         name=record.name,
         address=record.address,
         gateway=record.gateway,
+        lan_address=record.lan_address,
         key=config.key_path,
     )
     log_file = st.log_path(config, record.name)
@@ -147,12 +156,17 @@ def _start(config: Config, record: HostState, tarball: Path, boot_timeout: float
     record.processes[NSPAWN] = nspawn
     st.save(config, record)
 
-    def veth_ready() -> bool:
-        return network.link_exists(record.veth) or not proc.is_running(nspawn)
+    def veths_ready() -> bool:
+        links = (record.veth, record.lan_veth)
+        return all(network.link_exists(link) for link in links) or not proc.is_running(nspawn)
 
-    if not network.wait_for(veth_ready, 15) or not network.link_exists(record.veth):
-        raise VpsError(f"systemd-nspawn did not create {record.veth}")
+    network.wait_for(veths_ready, 15)
+    for link in (record.veth, record.lan_veth):
+        if not network.link_exists(link):
+            raise VpsError(f"systemd-nspawn did not create {link}")
     network.configure_gateway(record.veth, record.gateway)
+    network.ensure_lan()
+    network.attach_to_lan(record.lan_veth)
     init = proc.identify(_container_leader(nspawn))
     if init is None:
         raise VpsError("the container's init exited at once")
@@ -282,6 +296,8 @@ def down(config: Config, name: str) -> bool:
     network.delete_netns(name)
     if record is not None:
         network.delete_link(record.veth)
+        network.delete_link(record.lan_veth)  # still here if nspawn died before the move
+        network.delete_lan_link(record.lan_veth)
     sock.unlink(missing_ok=True)
     st.log_path(config, name).unlink(missing_ok=True)
     remove_tree(root)
@@ -320,6 +336,7 @@ def down_all(config: Config) -> list[str]:
     names = [row.name for row in status(config)]
     for name in names:
         down(config, name)
+    network.delete_lan()
     return names
 
 

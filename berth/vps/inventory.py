@@ -29,6 +29,9 @@ class InventoryHost(Protocol):
     @property
     def user(self) -> str: ...
 
+    @property
+    def private_address(self) -> str: ...
+
 
 def _scalar(value: str) -> str:
     # A JSON string is a valid YAML double-quoted scalar.
@@ -39,10 +42,13 @@ def render_inventory(
     hosts: Sequence[InventoryHost],
     groups: Mapping[str, Sequence[str]] | None = None,
     variables: Mapping[str, str] | None = None,
+    private: bool = False,
 ) -> str:
     """YAML inventory: every host under all.hosts, groups as children, connection vars on all.
 
-    groups maps a group name to host names; variables are extra vars for all hosts.
+    groups maps a group name to host names; variables are extra vars for all hosts; private
+    gives every host its berth_private_address (the hosts' shared private network), which
+    spreads app, lb and monitoring over several hosts (docs/multi-host.md).
     """
     if not hosts:
         raise VpsError("an inventory needs at least one host")
@@ -62,6 +68,8 @@ def render_inventory(
             lines.append(f"      ansible_user: {_scalar(host.user)}")
         if len(key_paths) > 1:
             lines.append(f"      ansible_ssh_private_key_file: {_scalar(str(host.key_path))}")
+        if private:
+            lines.append(f"      berth_private_address: {_scalar(host.private_address)}")
     lines.append("  vars:")
     if len(users) == 1:
         lines.append(f"    ansible_user: {_scalar(users.pop())}")
@@ -85,9 +93,10 @@ def write_inventory(
     hosts: Sequence[InventoryHost],
     groups: Mapping[str, Sequence[str]] | None = None,
     variables: Mapping[str, str] | None = None,
+    private: bool = False,
 ) -> Path:
     """Write render_inventory(...) to path and return it."""
-    write_atomic(path, render_inventory(hosts, groups, variables))
+    write_atomic(path, render_inventory(hosts, groups, variables, private))
     return path
 
 

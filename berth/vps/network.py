@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from berth.vps.config import SUBNET_PREFIX
+from berth.vps.config import LAN_BRIDGE, LAN_NETNS, SUBNET_PREFIX
 from berth.vps.proc import run
 
 _NETNS_DIR = Path("/run/netns")
@@ -38,6 +38,32 @@ def configure_gateway(veth: str, gateway: str) -> None:
     """Give the control node's end of the veth its address; no routing or NAT is set up."""
     run(["ip", "addr", "replace", f"{gateway}/24", "dev", veth])
     run(["ip", "link", "set", veth, "up"])
+
+
+def ensure_lan() -> None:
+    """The private network's namespace and bridge; made once, shared by every host."""
+    if not netns_exists(LAN_NETNS):
+        run(["ip", "netns", "add", LAN_NETNS], check=False)  # a concurrent `up` may win the race
+    if run(["ip", "-n", LAN_NETNS, "link", "show", LAN_BRIDGE], check=False).returncode != 0:
+        run(["ip", "-n", LAN_NETNS, "link", "add", LAN_BRIDGE, "type", "bridge"], check=False)
+    run(["ip", "-n", LAN_NETNS, "link", "set", LAN_BRIDGE, "up"])
+
+
+def attach_to_lan(veth: str) -> None:
+    """Move the control node's end of a guest's extra veth onto the private network's bridge."""
+    run(["ip", "link", "set", veth, "netns", LAN_NETNS])
+    run(["ip", "-n", LAN_NETNS, "link", "set", veth, "master", LAN_BRIDGE, "up"])
+
+
+def delete_lan_link(veth: str) -> None:
+    """Remove a host's end of its private-network link (it also goes with the guest's netns)."""
+    if netns_exists(LAN_NETNS):
+        run(["ip", "-n", LAN_NETNS, "link", "del", veth], check=False)
+
+
+def delete_lan() -> None:
+    """Remove the private network (its bridge goes with the namespace)."""
+    delete_netns(LAN_NETNS)
 
 
 def delete_link(name: str) -> None:

@@ -68,6 +68,15 @@ class HostState:
         return f"ve-{self.machine}"
 
     @property
+    def lan_address(self) -> str:
+        return cfg.lan_address(self.index)
+
+    @property
+    def lan_veth(self) -> str:
+        """The control node's end of the guest's link to the private network."""
+        return f"vl-{self.machine}"
+
+    @property
     def netns(self) -> str:
         return self.name
 

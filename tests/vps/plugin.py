@@ -165,7 +165,8 @@ def vps_inventory(tmp_path: Path) -> InventoryWriter:
         groups: Mapping[str, Sequence[str]] | None = None,
         variables: Mapping[str, str] | None = None,
         name: str = "inventory.yml",
+        private: bool = False,
     ) -> Path:
-        return write_inventory(tmp_path / name, hosts, groups, variables)
+        return write_inventory(tmp_path / name, hosts, groups, variables, private)
 
     return write

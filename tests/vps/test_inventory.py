@@ -38,6 +38,15 @@ def test_inventory_groups_and_extra_vars() -> None:
     assert data["all"]["vars"]["berth_proxy"] == "http://127.0.0.1:3142"
 
 
+def test_private_inventory_gives_each_host_its_private_address() -> None:
+    plain = yaml.safe_load(render_inventory([WEB, LB]))
+    private = yaml.safe_load(render_inventory([WEB, LB], private=True))
+
+    assert "berth_private_address" not in plain["all"]["hosts"]["web-1"]
+    assert private["all"]["hosts"]["web-1"]["berth_private_address"] == "10.232.0.11"
+    assert private["all"]["hosts"]["lb-1"]["berth_private_address"] == "10.232.0.12"
+
+
 def test_hosts_with_different_keys_carry_their_own() -> None:
     other = Host("db-1", 13, "10.231.13.2", Path("/other/key"))
 

@@ -8,6 +8,7 @@ import pytest
 
 from berth.vps import Host, proc
 from berth.vps import state as st
+from berth.vps.config import LAN_NETNS, LAN_PREFIX
 from tests.vps.plugin import InventoryWriter, VpsFactory
 
 _SSH_OPTS = [
@@ -62,6 +63,12 @@ def test_two_hosts_ssh_apt_and_clean_teardown(
     assert hosts[1].address in inventory.read_text()
     assert _nft_ruleset() == ruleset_before
     assert _ip_forward() == forward_before
+    # The hosts reach each other on their private network; the control node has no address there.
+    ping = vps_factory.ssh(hosts[0], f"ping -c 1 -W 2 {hosts[1].private_address}")
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    own = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
+    assert hosts[1].private_address not in own
+    assert LAN_PREFIX not in subprocess.run(["ip", "route"], capture_output=True, text=True).stdout
 
     for h in hosts:
         vps_factory.destroy(h)
@@ -71,6 +78,10 @@ def test_two_hosts_ssh_apt_and_clean_teardown(
         assert not any(proc.is_running(ref) for ref in record.processes.values())
         assert h.name not in _netns_names()
         assert not Path("/sys/class/net", record.veth).exists()
+        lan_links = subprocess.run(
+            ["ip", "-n", LAN_NETNS, "-o", "link"], capture_output=True, text=True
+        ).stdout
+        assert record.lan_veth not in lan_links
         assert not record.root.exists()
         assert st.load(vps_factory.config, h.name) is None
         assert not st.socket_path(vps_factory.config, h.name).exists()
