@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -23,6 +24,9 @@ DEPLOYS = Path("/var/lib/berth/deploys.jsonl")
 ALERTMANAGER = "http://127.0.0.1:9093/api/v2/alerts?active=true&silenced=false&inhibited=false"
 PROMETHEUS = "http://127.0.0.1:9090/api/v1/query?query=up%3D%3D0"
 LAST_DEPLOYS = 5
+API_UNIT = Path("/etc/systemd/system/berth-api.socket")
+# On a load balancer: one file per app host with its upstream `server` line (docs/multi-host.md).
+UPSTREAM_DIR = Path("/etc/nginx/berth-upstream.d")
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -148,12 +152,25 @@ def _targets_down() -> Any:
     return [r.get("metric", {}) for r in answer["data"].get("result", [])]
 
 
+def _upstream() -> dict[str, str] | None:
+    """App host -> "up" or "down" in this load balancer's upstream; None if it balances none."""
+    try:
+        entries = sorted(UPSTREAM_DIR.glob("*.conf"))
+        return {
+            path.stem: "down" if re.search(r"\sdown\s*;", path.read_text()) else "up"
+            for path in entries
+        } or None
+    except OSError as exc:
+        return {"error": str(exc)}
+
+
 def main() -> None:
     release = os.readlink(RELEASE).rsplit("/", 1)[-1] if RELEASE.is_symlink() else None
     state = {
         "hostname": socket.gethostname(),
         "now": time.time(),
         "release": release,
+        "api_installed": API_UNIT.exists(),
         "model": _model(),
         "health": _api("/health"),
         "ready": _api("/ready"),
@@ -161,6 +178,7 @@ def main() -> None:
         "deploys": _deploys(),
         "alerts": _alerts(),
         "targets_down": _targets_down(),
+        "upstream": _upstream(),
     }
     print(json.dumps(state))  # noqa: T201
 

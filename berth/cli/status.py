@@ -24,10 +24,25 @@ class HostState:
     unreachable: bool = False
 
     @property
+    def serves_api(self) -> bool:
+        """False on a host of group lb or monitoring only (no API installed)."""
+        return bool((self.state or {}).get("api_installed", True))
+
+    @property
     def healthy(self) -> bool:
         if self.state is None:
             return False
+        if not self.serves_api:
+            return True
         return all(self.state.get(k, {}).get("status") == 200 for k in ("health", "ready"))
+
+    @property
+    def left_out(self) -> list[str]:
+        """App hosts this load balancer leaves out of its upstream (a failed switch)."""
+        upstream = (self.state or {}).get("upstream")
+        if not isinstance(upstream, dict):
+            return []
+        return sorted(host for host, state in upstream.items() if state == "down")
 
     @property
     def alerts(self) -> list[dict[str, Any]]:
@@ -114,8 +129,22 @@ def render(states: list[HostState]) -> str:
         else:
             lines.append("  model     none installed")
         lines.append(f"  release   {st.get('release') or 'none'}")
-        lines.append(f"  health    {_health_text(st.get('health', {}))}")
-        lines.append(f"  ready     {_health_text(st.get('ready', {}))}")
+        if hs.serves_api:
+            lines.append(f"  health    {_health_text(st.get('health', {}))}")
+            lines.append(f"  ready     {_health_text(st.get('ready', {}))}")
+        else:
+            lines.append("  api       not on this host (load balancer or monitoring only)")
+        upstream = st.get("upstream")
+        if isinstance(upstream, dict) and upstream:
+            parts = [
+                f"{host} {'DOWN' if state == 'down' else state}"
+                for host, state in sorted(upstream.items())
+            ]
+            lines.append(f"  upstream  {', '.join(parts)}")
+            if hs.left_out:
+                lines.append(
+                    "    left out after a failed switch; a deploy that succeeds there puts it back"
+                )
         units = st.get("units") or {}
         unit_text = ", ".join(f"{u} {s}" for u, s in sorted(units.items())) or "no berth units"
         lines.append(f"  units     {unit_text}")
@@ -151,6 +180,6 @@ def exit_code(states: list[HostState]) -> Exit:
         raise CliError("the inventory has no hosts")
     if any(hs.unreachable for hs in states):
         return Exit.UNREACHABLE
-    if any(not hs.healthy or hs.alerts for hs in states):
+    if any(not hs.healthy or hs.alerts or hs.left_out for hs in states):
         return Exit.UNHEALTHY
     return Exit.OK

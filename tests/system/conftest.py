@@ -25,11 +25,21 @@ class Provisioned:
     first_run: PlaybookRun
 
 
-def make_inventory(directory: Path, hosts: list[Host]) -> Path:
-    """An inventory dir with the hosts and the local inventory's group_vars (deploy user, keys)."""
+def make_inventory(
+    directory: Path,
+    hosts: list[Host],
+    groups: dict[str, list[str]] | None = None,
+    *,
+    private: bool = False,
+) -> Path:
+    """An inventory dir with the hosts and the local inventory's group_vars (deploy user, keys).
+
+    Without groups every host is in app, lb and monitoring; private gives each host its
+    berth_private_address (several hosts)."""
     directory.mkdir(parents=True, exist_ok=True)
     names = [h.name for h in hosts]
-    write_inventory(directory / "hosts.yml", hosts, dict.fromkeys(GROUPS, names))
+    chosen = groups if groups is not None else dict.fromkeys(GROUPS, names)
+    write_inventory(directory / "hosts.yml", hosts, chosen, private=private)
     (directory / "group_vars").symlink_to(REPO / "inventory" / "local" / "group_vars")
     return directory
 

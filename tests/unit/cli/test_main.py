@@ -122,6 +122,23 @@ def test_status_of_a_host_without_the_api() -> None:
     assert status.exit_code(states) is Exit.UNHEALTHY
 
 
+def test_status_of_a_load_balancer_that_left_an_app_host_out() -> None:
+    lb = _probe_state(
+        api_installed=False,
+        model=None,
+        health={"error": "[Errno 2] No such file or directory"},
+        upstream={"app-1": "up", "app-2": "down"},
+    )
+    states = [status.HostState("lb-1", lb)]
+    text = status.render(states)
+    assert "lb-1 (web-1)  healthy" in text
+    assert "api       not on this host" in text
+    assert "upstream  app-1 up, app-2 DOWN" in text
+    assert status.exit_code(states) is Exit.UNHEALTHY
+    lb["upstream"] = {"app-1": "up", "app-2": "up"}
+    assert status.exit_code(states) is Exit.OK
+
+
 def test_unreachable_host_exits_unreachable() -> None:
     states = [status.HostState("web-1", None, "ssh: connect refused", unreachable=True)]
     assert "web-1  UNREACHABLE" in status.render(states)
