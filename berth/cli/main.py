@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from berth import demo
-from berth.cli import model, status, vpscmd
+from berth.cli import logs, model, status, vpscmd
 from berth.cli.exitcodes import Exit
 from berth.cli.runner import REPO, CliError, run_module, run_playbook
 
@@ -95,11 +95,10 @@ def cmd_status(args: argparse.Namespace) -> Exit:
 
 
 def cmd_logs(args: argparse.Namespace) -> Exit:
-    argv = ["journalctl", "--no-pager", "--output", "short-iso", "--lines", str(args.lines)]
-    for unit in args.unit or ["berth-*"]:
-        argv += ["--unit", unit]
-    if args.since:
-        argv += ["--since", f"'{args.since}'"]
+    units = args.unit or list(logs.DEFAULT_UNITS)
+    if args.follow:
+        return logs.follow(_inventory(args.inventory), args.limit or "all", units)
+    argv = logs.journal_argv(units, lines=args.lines, since=args.since, json_out=False)
     answers = run_module(
         "ansible.builtin.command",
         " ".join(argv),
@@ -167,12 +166,17 @@ def build_parser() -> argparse.ArgumentParser:
     stat.add_argument("--limit", help="only these hosts or groups")
     stat.set_defaults(func=cmd_status)
 
-    logs = sub.add_parser("logs", help="recent journal of the berth units on every host")
-    logs.add_argument("-n", "--lines", type=int, default=50, help="lines per host (default 50)")
-    logs.add_argument("-u", "--unit", action="append", help="unit or glob (default berth-*)")
-    logs.add_argument("--since", help="journalctl --since, e.g. '1 hour ago'")
-    logs.add_argument("--limit", help="only these hosts or groups")
-    logs.set_defaults(func=cmd_logs)
+    logs_cmd = sub.add_parser("logs", help="recent journal of the berth units on every host")
+    logs_cmd.add_argument(
+        "-n", "--lines", type=int, default=50, help="lines per host (default 50)"
+    )
+    logs_cmd.add_argument("-u", "--unit", action="append", help="unit or glob (default berth-*)")
+    logs_cmd.add_argument("--since", help="journalctl --since, e.g. '1 hour ago'")
+    logs_cmd.add_argument(
+        "-f", "--follow", action="store_true", help="keep printing new entries, host-prefixed"
+    )
+    logs_cmd.add_argument("--limit", help="only these hosts or groups")
+    logs_cmd.set_defaults(func=cmd_logs)
 
     down = sub.add_parser("down", help="remove everything Berth installed (teardown.yml)")
     down.add_argument("--yes", action="store_true", help="do not ask for confirmation")

@@ -1,12 +1,19 @@
-"""The berth command against the shared provisioned host: status, logs, a refused rollback."""
+"""The berth command against the shared provisioned host: status, logs (once and followed), a
+refused rollback."""
 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import time
+import uuid
 
 import pytest
 
+from tests.system.ansible_run import REPO
 from tests.system.conftest import Provisioned, bundle_manifest
+from tests.system.test_site import deploy_sudo
 from tests.system.test_teardown import berth, summary_counts
 
 pytestmark = pytest.mark.system
@@ -31,6 +38,30 @@ def test_logs_show_the_api_journal(provisioned: Provisioned) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"==> {provisioned.host.name} <==" in result.stdout
     assert "berth-api" in result.stdout
+
+
+def test_logs_follow_prints_new_entries_once_with_their_host(provisioned: Provisioned) -> None:
+    token = f"follow-{uuid.uuid4().hex[:8]}"
+    follow = subprocess.Popen(
+        [str(REPO / "bin" / "berth"), "-i", str(provisioned.inventory), "logs", "--follow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        time.sleep(10)  # a poll or two have run
+        # A new entry in a berth-* unit, written after berth started following.
+        deploy_sudo(provisioned.host, f"systemd-run --wait --unit berth-{token} /bin/echo {token}")
+        time.sleep(15)
+    finally:
+        follow.send_signal(signal.SIGINT)
+        output, _ = follow.communicate(timeout=60)
+    assert follow.returncode == 0, output[-3000:]
+    line = f"{provisioned.host.name} | "
+    assert output.count(f"berth-{token}.service: {token}\n") == 1, output[-3000:]
+    assert any(row.startswith(line) and row.endswith(token) for row in output.splitlines())
 
 
 def test_rollback_to_a_version_not_on_the_host_fails_with_the_reason(
