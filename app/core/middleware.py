@@ -69,18 +69,18 @@ class RequestContextMiddleware:
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
             await send(message)
 
-        in_flight.inc()
+        pending.request_started()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             _request_context.reset(token)
-            in_flight.dec()
+            pending.request_ended()
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None)
             method = scope["method"]
             count, duration = _series(route or UNMATCHED_ROUTE, method, status)
-            count.inc()
-            duration.observe(elapsed)
+            pending.inc(count)
+            pending.observe(duration, elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 log_request(
                     {
@@ -93,7 +93,7 @@ class RequestContextMiddleware:
                 )
 
 
-in_flight = metrics.HTTP_REQUESTS_IN_FLIGHT
+pending = metrics.pending
 
 
 @lru_cache(maxsize=1024)  # routes are templates and methods and statuses few: bounded

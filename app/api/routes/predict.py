@@ -191,13 +191,13 @@ def validate(validator: InputValidator, body: PredictRequest) -> list[dict[str, 
 def count_predictions(model: LoadedModel, result: Outcome) -> None:
     fallback = result.fallback_reason is not None
     if result.fallback_reason is not None:
-        metrics.FALLBACKS.labels(result.fallback_reason).inc()
+        metrics.pending.inc(metrics.FALLBACKS.labels(result.fallback_reason))
     if isinstance(model.manifest.output, ClassificationOutput):
         labels = Counter(map(str, result.predictions))
     else:
         labels = Counter({"": len(result.predictions)})
     for label, count in labels.items():
-        _predictions_of(model.version, label, fallback).inc(count)
+        metrics.pending.inc(_predictions_of(model.version, label, fallback), count)
 
 
 @lru_cache(maxsize=256)  # model versions served by a worker times classes: bounded
