@@ -34,7 +34,7 @@ class Predicts(Protocol):
     def predict(self, records: Records) -> Prediction: ...
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Job:
     model: Predicts
     records: Records
@@ -57,11 +57,18 @@ class Coalescer:
         """The model's answer for ``records``; ``TimeoutError`` once ``deadline`` (monotonic
         seconds) passed, or the model's exception."""
         loop = asyncio.get_running_loop()
-        job = _Job(model, records, deadline, loop.create_future())
-        self._queue.append(job)
+        answer: asyncio.Future[Prediction] = loop.create_future()
+        self._queue.append(_Job(model, records, deadline, answer))
         self._kick_soon(loop)
-        # On timeout wait_for cancels the answer: a queued job is then skipped.
-        return await asyncio.wait_for(job.answer, max(0.0, deadline - time.monotonic()))
+        # At the deadline the answer becomes a TimeoutError: a queued job is then skipped, a
+        # running one's result dropped. (A timer on the future itself: asyncio.wait_for would
+        # add a second future, a task wake-up and callbacks to every request.)
+        remaining = max(0.0, deadline - time.monotonic())
+        timer = loop.call_at(loop.time() + remaining, _expire, answer)
+        try:
+            return await answer
+        finally:
+            timer.cancel()
 
     def _kick_soon(self, loop: asyncio.AbstractEventLoop) -> None:
         """Dispatch at the next loop iteration, so the requests ready in this one queue their
@@ -127,6 +134,11 @@ class Coalescer:
             else:
                 job.answer.set_result(result)
         self._kick_soon(loop)
+
+
+def _expire(answer: asyncio.Future[Prediction]) -> None:
+    if not answer.done():
+        answer.set_exception(TimeoutError())
 
 
 def _run(model: Predicts, parts: list[Records]) -> list[Prediction | Exception]:
