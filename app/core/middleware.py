@@ -8,11 +8,11 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterable
 from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core import metrics
@@ -67,7 +67,7 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                message["headers"] = with_request_id(message.get("headers", ()), request_id)
             await send(message)
 
         pending.request_started()
@@ -95,6 +95,26 @@ class RequestContextMiddleware:
 
 
 pending = metrics.pending
+
+
+def with_request_id(
+    headers: Iterable[tuple[bytes, bytes]], request_id: str
+) -> list[tuple[bytes, bytes]]:
+    """``headers`` with ``x-request-id: request_id`` set as ``MutableHeaders`` sets a header:
+    the first one of that name replaced (later ones dropped), else one appended."""
+    value = request_id.encode("latin-1")
+    result = []
+    found = False
+    for name, old in headers:
+        if name == _REQUEST_ID_HEADER_BYTES:
+            if not found:
+                result.append((name, value))
+                found = True
+            continue
+        result.append((name, old))
+    if not found:
+        result.append((_REQUEST_ID_HEADER_BYTES, value))
+    return result
 
 
 @lru_cache(maxsize=1024)  # routes are templates and methods and statuses few: bounded

@@ -137,3 +137,20 @@ def test_access_log_records_are_complete_log_records() -> None:
         assert record.process == made.process
         assert record.thread == made.thread
         assert record.getMessage() == "request"
+
+
+def test_with_request_id_sets_the_header_as_mutable_headers_does() -> None:
+    from starlette.datastructures import MutableHeaders
+
+    from app.core.middleware import with_request_id
+
+    cases: list[list[tuple[bytes, bytes]]] = [
+        [],
+        [(b"content-type", b"application/json")],
+        [(b"x-request-id", b"old"), (b"a", b"1"), (b"x-request-id", b"older")],
+        [(b"a", b"1"), (b"x-request-id", b"old")],
+    ]
+    for headers in cases:
+        message = {"type": "http.response.start", "headers": list(headers)}
+        MutableHeaders(scope=message)["x-request-id"] = "abc"
+        assert with_request_id(headers, "abc") == message["headers"]
