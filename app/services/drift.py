@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +72,13 @@ class Binner:
         if self.categorical:
             return self._codes.get(str(value), float(len(self._codes)))
         return float(value)  # type: ignore[arg-type]
+
+    def codes(self, values: Iterable[object]) -> list[float]:
+        """``code`` of every value (one lookup per value for categories, no call)."""
+        if not self.categorical:
+            return list(map(float, values))  # type: ignore[arg-type]
+        get, unseen = self._codes.get, float(len(self._codes))
+        return [get(v if type(v) is str else str(v), unseen) for v in values]
 
     def counts(self, stored: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
         """Counts per bin of stored values (codes or numbers)."""
@@ -174,7 +181,7 @@ class DriftMonitor:
                 self._pending_rows.append(rows)
                 self._pending_count += len(rows)
             if predictions is not None:
-                self._pending_predictions.extend(map(self._prediction_binner.code, predictions))
+                self._pending_predictions.extend(self._prediction_binner.codes(predictions))
             now = self._clock()
             if self._last_compute is not None and now - self._last_compute < self.interval_seconds:
                 if self._pending_count >= PENDING_ROWS or len(self._pending_predictions) >= (
