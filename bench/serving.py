@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -227,6 +228,22 @@ def workers_cpu_seconds(master_pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def nginx_error_kinds(lines: list[str]) -> dict[tuple[str, str], int]:
+    """Counts of nginx's upstream errors by upstream (app or floor) and kind (the message
+    without its numbers, e.g. "recv() failed (104: Connection reset by peer) while reading
+    response header from upstream", or "no live upstreams while connecting to upstream")."""
+    kinds: dict[tuple[str, str], int] = {}
+    for line in lines:
+        found = re.search(
+            r"\*\d+ (.*? upstream), client: .*?(?:(app|floor)\.sock|http://(app|floor)/)", line
+        )
+        if found is None or "GET /ready" in line:  # readiness polls before the app listened
+            continue
+        key = (found.group(2) or found.group(3), found.group(1))
+        kinds[key] = kinds.get(key, 0) + 1
+    return kinds
+
+
 def gunicorn_settings(max_requests: int | None) -> dict[str, Any]:
     defaults = yaml.safe_load(ROLE_DEFAULTS.read_text())
     return {
@@ -330,9 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
             nginx_log = "\n".join(nginx_lines)
             # Upstream errors while serving (not the readiness polls before the app listened).
-            upstream_errors = sum(
-                "while reading response header from upstream" in line for line in nginx_lines
-            )
+            upstream_errors = nginx_error_kinds(nginx_lines)
 
     share = single.rps / floor_run.rps
     rows_per_s = batches.rps * 100
@@ -371,10 +386,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{batches.rps:,.0f} req/s, p99 {batches.p99_ms:.2f} ms;\n"
         f"non-2xx answers: {non2xx}; socket errors and timeouts: {socket_errors}"
     )
-    print(
-        f"upstream connections nginx saw fail (retried while an upstream entry is left, "
-        f"else a 502 in non-2xx above): {upstream_errors}"
-    )
+    if upstream_errors:
+        print(
+            "nginx upstream errors (each is retried on the next upstream entry while one is "
+            "left, else answered 502):"
+        )
+        for (upstream, kind), count in sorted(upstream_errors.items()):
+            print(f"  {upstream}: {kind}: {count}")
     # Worker CPU per request: comparable between runs on a busy machine, unlike wall figures
     # (recycled workers included: see workers_cpu_seconds).
     cpu_us = [
