@@ -16,6 +16,7 @@ request's failure is never another's.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -52,11 +53,12 @@ class Coalescer:
         self._queue: deque[_Job] = deque()
         self._running = 0  # calls handed to the pool and not yet back (event loop only)
         self._kick_due = False
+        self._loop: tuple[asyncio.AbstractEventLoop, int] | None = None
 
     async def predict(self, model: Predicts, records: Records, deadline: float) -> Prediction:
         """The model's answer for ``records``; ``TimeoutError`` once ``deadline`` (monotonic
         seconds) passed, or the model's exception."""
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         answer: asyncio.Future[Prediction] = loop.create_future()
         self._queue.append(_Job(model, records, deadline, answer))
         self._kick_soon(loop)
@@ -69,6 +71,17 @@ class Coalescer:
             return await answer
         finally:
             timer.cancel()
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """The running event loop. ``asyncio.get_running_loop`` makes a ``getpid`` system call
+        on every call (Python 3.11); a thread runs one loop at a time, so the loop this
+        coalescer last ran on, still running in the same thread, is the running one."""
+        cached = self._loop
+        if cached is not None and cached[1] == threading.get_ident() and cached[0].is_running():
+            return cached[0]
+        loop = asyncio.get_running_loop()
+        self._loop = (loop, threading.get_ident())
+        return loop
 
     def _kick_soon(self, loop: asyncio.AbstractEventLoop) -> None:
         """Dispatch at the next loop iteration, so the requests ready in this one queue their
