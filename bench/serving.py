@@ -77,8 +77,8 @@ http {{
     # and would be written to a temporary file for every request).
     client_body_buffer_size 1m;
     # The socket several times (UPSTREAM_ENTRIES, see there).
-    upstream app {{ {app_servers} keepalive 16; }}
-    upstream floor {{ {floor_servers} keepalive 16; }}
+    upstream app {{ {app_servers} keepalive {keepalive}; }}
+    upstream floor {{ {floor_servers} keepalive {keepalive}; }}
     proxy_http_version 1.1;
     proxy_set_header Connection "";
     proxy_set_header Host $host;
@@ -96,12 +96,15 @@ http {{
 # keep-alive connection, never when it failed on a fresh one: its round-robin balancer gives a
 # one-server upstream no further try. A worker that exits (max_requests) closes the connections
 # it accepted but has no request on yet, so a POST can fail on a fresh connection too: 502.
-# With the socket listed N times every failure, on any connection, is retried on the next
-# entry (another connection to the same socket), up to N tries; two were not enough (two dead
-# cached connections in a row, then "no live upstreams"). max_fails=0: failures never mark an
-# entry down (with fail_timeout=0 an entry is down for the rest of the second, and all of them
-# down means 502 for every request in that second).
-UPSTREAM_ENTRIES = 4
+# With the socket listed N times every failure, on any connection, moves on to the next entry
+# (another connection to the same socket), up to N tries. Each failed cached connection is
+# closed, and at most KEEPALIVE of them are cached, so KEEPALIVE + 1 entries always leave a try
+# on a fresh connection; 2 and 4 entries still let a 502 through when a busy worker exited with
+# many cached connections ("no live upstreams"). max_fails=0: failures never mark an entry down
+# (with fail_timeout=0 an entry is skipped for the rest of the second, all of them skipped means
+# 502 for every request in that second).
+KEEPALIVE = 16
+UPSTREAM_ENTRIES = KEEPALIVE + 1
 
 
 def upstream_servers(socket_path: Path) -> str:
@@ -293,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
                 floor_port=floor_port,
                 app_servers=upstream_servers(tmp / "app.sock"),
                 floor_servers=upstream_servers(tmp / "floor.sock"),
+                keepalive=KEEPALIVE,
             )
         )
         env = {
