@@ -16,6 +16,7 @@ from app.api.fast_path import PATH as PREDICT_PATH
 from app.api.fast_path import PredictFastPath
 from app.api.main import routers
 from app.api.routes import predict
+from app.core import metrics
 from app.core.body_limit import BodyLimitMiddleware
 from app.core.config import Settings
 from app.core.logging import configure_logging
@@ -59,6 +60,7 @@ def make_lifespan(
         try:
             yield {"settings": settings, "model_store": model_store, "predictor": predictor}
         finally:
+            metrics.pending.flush()
             predictor.close()
             if predictor.observer is not None:
                 predictor.observer.close()
@@ -83,6 +85,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
     """The app; ``store`` replaces the model store built from ``settings`` (tests)."""
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_format, settings.log_flush_ms / 1000)
+    metrics.configure(settings.metrics_flush_ms / 1000)
     app = FastAPI(
         title="Berth",
         summary="Predictions from a verified model bundle.",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -75,8 +76,9 @@ http {{
     # Keep request bodies in memory (a 100-record body is about 40 kB, above the 16 kB default,
     # and would be written to a temporary file for every request).
     client_body_buffer_size 1m;
-    upstream app {{ server unix:{tmp}/app.sock fail_timeout=0; keepalive 16; }}
-    upstream floor {{ server unix:{tmp}/floor.sock fail_timeout=0; keepalive 16; }}
+    # The socket several times (UPSTREAM_ENTRIES, see there).
+    upstream app {{ {app_servers} keepalive {keepalive}; }}
+    upstream floor {{ {floor_servers} keepalive {keepalive}; }}
     proxy_http_version 1.1;
     proxy_set_header Connection "";
     proxy_set_header Host $host;
@@ -88,6 +90,26 @@ http {{
     server {{ listen 127.0.0.1:{floor_port}; location / {{ proxy_pass http://floor; }} }}
 }}
 """
+
+# How often each Gunicorn socket is listed in its nginx upstream block. With one server nginx
+# retries a request (proxy_next_upstream error non_idempotent) only when it failed on a cached
+# keep-alive connection, never when it failed on a fresh one: its round-robin balancer gives a
+# one-server upstream no further try. A worker that exits (max_requests) closes the connections
+# it accepted but has no request on yet, so a POST can fail on a fresh connection too: 502.
+# With the socket listed N times every failure, on any connection, moves on to the next entry
+# (another connection to the same socket), up to N tries. Each failed cached connection is
+# closed, and at most KEEPALIVE of them are cached, so KEEPALIVE + 1 entries always leave a try
+# on a fresh connection; 2 and 4 entries still let a 502 through when a busy worker exited with
+# many cached connections ("no live upstreams"). max_fails=0: failures never mark an entry down
+# (with fail_timeout=0 an entry is skipped for the rest of the second, all of them skipped means
+# 502 for every request in that second).
+KEEPALIVE = 16
+UPSTREAM_ENTRIES = KEEPALIVE + 1
+
+
+def upstream_servers(socket_path: Path) -> str:
+    return f"server unix:{socket_path} max_fails=0; " * UPSTREAM_ENTRIES
+
 
 # wrk: POST the body in BODY_FILE, then print the figures as one JSON line.
 WRK_SCRIPT = """
@@ -113,7 +135,8 @@ class Run:
     seconds: float
     p50_ms: float
     p99_ms: float
-    errors: int
+    errors: int  # socket errors and timeouts (wrk's 2 s)
+    non2xx: int  # answers other than 2xx, e.g. nginx's 502 when no try reached a worker
 
     @property
     def rps(self) -> float:
@@ -179,7 +202,8 @@ def wrk(url: str, body: Path, script: Path, connections: int, seconds: int) -> R
         seconds=data["duration_us"] / 1e6,
         p50_ms=data["p50_us"] / 1000,
         p99_ms=data["p99_us"] / 1000,
-        errors=data["errors"] + data["non2xx"],
+        errors=data["errors"],
+        non2xx=data["non2xx"],
     )
 
 
@@ -194,13 +218,33 @@ def worker_rss_mb(master_pid: int) -> list[float]:
 
 
 def workers_cpu_seconds(master_pid: int) -> float:
-    """User + system CPU time of the master's live workers (seconds)."""
+    """User + system CPU time of the master's workers (seconds), the live ones and those that
+    exited (a worker recycled after max_requests): the master reaps its workers, so their
+    time is in its cutime and cstime."""
     children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
     ticks = 0
     for pid in children:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    master = Path(f"/proc/{master_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks += int(master[13]) + int(master[14])  # cutime, cstime (fields 16 and 17)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def nginx_error_kinds(lines: list[str]) -> dict[tuple[str, str], int]:
+    """Counts of nginx's upstream errors by upstream (app or floor) and kind (the message
+    without its numbers, e.g. "recv() failed (104: Connection reset by peer) while reading
+    response header from upstream", or "no live upstreams while connecting to upstream")."""
+    kinds: dict[tuple[str, str], int] = {}
+    for line in lines:
+        found = re.search(
+            r"\*\d+ (.*? upstream), client: .*?(?:(app|floor)\.sock|http://(app|floor)/)", line
+        )
+        if found is None or "GET /ready" in line:  # readiness polls before the app listened
+            continue
+        key = (found.group(2) or found.group(3), found.group(1))
+        kinds[key] = kinds.get(key, 0) + 1
+    return kinds
 
 
 def gunicorn_settings(max_requests: int | None) -> dict[str, Any]:
@@ -246,7 +290,14 @@ def main(argv: list[str] | None = None) -> int:
         script = tmp / "post.lua"
         script.write_text(WRK_SCRIPT)
         (tmp / "nginx.conf").write_text(
-            NGINX_CONF.format(tmp=tmp, app_port=app_port, floor_port=floor_port)
+            NGINX_CONF.format(
+                tmp=tmp,
+                app_port=app_port,
+                floor_port=floor_port,
+                app_servers=upstream_servers(tmp / "app.sock"),
+                floor_servers=upstream_servers(tmp / "floor.sock"),
+                keepalive=KEEPALIVE,
+            )
         )
         env = {
             **os.environ,
@@ -293,11 +344,14 @@ def main(argv: list[str] | None = None) -> int:
             cpu.append(workers_cpu_seconds(app.pid))
             rss = worker_rss_mb(app.pid)
             app_log = (tmp / "app-error.log").read_text()
-            nginx_log = "\n".join(
+            nginx_lines = [
                 line
                 for line in (tmp / "nginx-error.log").read_text().splitlines()
                 if "[warn]" not in line
-            )
+            ]
+            nginx_log = "\n".join(nginx_lines)
+            # Upstream errors while serving (not the readiness polls before the app listened).
+            upstream_errors = nginx_error_kinds(nginx_lines)
 
     share = single.rps / floor_run.rps
     rows_per_s = batches.rps * 100
@@ -327,17 +381,26 @@ def main(argv: list[str] | None = None) -> int:
     for name, figure, target, ok in rows:
         verdict = "" if ok is None else ("PASS" if ok else "FAIL")
         print(f"{name:<28} {figure:<22} {target:<16} {verdict}")
-    errors = floor_run.errors + single.errors + serial.errors + batches.errors
+    runs = (floor_run, single, serial, batches)
+    socket_errors = sum(run.errors for run in runs)
+    non2xx = sum(run.non2xx for run in runs)
+    errors = socket_errors + non2xx
     print(
         f"\nc1: {serial.rps:,.0f} req/s, p99 {serial.p99_ms:.2f} ms; batches: "
-        f"{batches.rps:,.0f} req/s, p99 {batches.p99_ms:.2f} ms; errors/non-2xx: {errors}"
+        f"{batches.rps:,.0f} req/s, p99 {batches.p99_ms:.2f} ms;\n"
+        f"non-2xx answers: {non2xx}; socket errors and timeouts: {socket_errors}"
     )
+    if upstream_errors:
+        print(
+            "nginx upstream errors (each is retried on the next upstream entry while one is "
+            "left, else answered 502):"
+        )
+        for (upstream, kind), count in sorted(upstream_errors.items()):
+            print(f"  {upstream}: {kind}: {count}")
     # Worker CPU per request: comparable between runs on a busy machine, unlike wall figures
-    # (wrong if a worker was recycled during a run: its CPU time is lost).
+    # (recycled workers included: see workers_cpu_seconds).
     cpu_us = [
-        f"{(cpu[i + 1] - cpu[i]) / run.requests * 1e6:.0f} us"
-        if run.requests and cpu[i + 1] > cpu[i]
-        else "n/a (a worker was replaced)"
+        f"{(cpu[i + 1] - cpu[i]) / run.requests * 1e6:.0f} us" if run.requests else "n/a"
         for i, run in enumerate((single, serial, batches))
     ]
     floor_us = floor_cpu / floor_run.requests * 1e6 if floor_run.requests else float("nan")

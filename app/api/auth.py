@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from starlette.datastructures import Headers
 
 from app.schemas import ErrorResponse
 from app.services.auth import AuthError, KeyRing
@@ -23,7 +22,7 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def api_key_of(headers: Headers) -> str | None:
+def api_key_of(headers: Mapping[str, str]) -> str | None:
     """The key a request carries, read as the two schemes above read it: a non-empty
     ``X-API-Key``, else the token of ``Authorization: Bearer TOKEN``."""
     header_key = headers.get("x-api-key")

@@ -40,6 +40,14 @@ class Settings(BaseSettings):
         "most this late; WARNING and worse are written at once with the lines before them. "
         "0: one write per line.",
     )
+    metrics_flush_ms: float = Field(
+        default=1000,
+        ge=0,
+        le=60_000,
+        description="With several workers (multiprocess metrics), per-request metric updates "
+        "are added up in the worker and written at most this late (and before the worker "
+        "answers a scrape). 0: one write per update.",
+    )
     inference_threads: int = Field(
         default=1,
         ge=1,

@@ -23,21 +23,42 @@ _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)
 }
 
 
+def iso_timestamp(created: float) -> str:
+    """``datetime.fromtimestamp(created, timezone.utc).isoformat(timespec="milliseconds")``,
+    with the part up to the second formatted once per second."""
+    if created < 0:  # never for a log record; datetime's rounding below zero differs
+        return datetime.fromtimestamp(created, timezone.utc).isoformat(timespec="milliseconds")
+    seconds = int(created)
+    # As datetime rounds a timestamp to microseconds: half to even, carrying into the second.
+    micros = round((created - seconds) * 1e6)
+    if micros >= 1_000_000:
+        seconds, micros = seconds + 1, micros - 1_000_000
+    if seconds != _second[0]:
+        _second[:] = [seconds, datetime.fromtimestamp(seconds, timezone.utc).strftime(_SECOND)]
+    return f"{_second[1]}.{micros // 1000:03d}+00:00"
+
+
+_SECOND = "%Y-%m-%dT%H:%M:%S"
+_second: list[Any] = [None, ""]
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, message, then the record's extras."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(
-                timespec="milliseconds"
-            ),
+            "ts": iso_timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and key[:1] != "_":
-                entry[key] = value
+        entry.update(
+            {
+                key: value
+                for key, value in vars(record).items()
+                if key not in _STANDARD_ATTRS and key[:1] != "_"
+            }
+        )
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
         # pydantic-core's encoder: compact, UTF-8, several times faster than json.dumps; what

@@ -11,9 +11,7 @@ Label values are bounded: routes are route templates, fields are manifest featur
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
-import numpy as np
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -24,6 +22,9 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from app.core.metric_buffer import Pending
+from app.core.metric_buffer import observe_many as observe_many  # one histogram, many values
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # also read by app.gunicorn_hooks
 # Request latencies are around a millisecond; the budget is 100 ms by default.
@@ -155,28 +156,15 @@ def model_loaded(name: str, version: str, created_timestamp: float) -> None:
 _served: list[tuple[str, str]] = []
 
 
-SMALL_BATCH = 4
+# Per-request updates (request counts and latencies, predictions, scores, in-flight requests)
+# go through ``pending``: collected in process in multiprocess mode (``configure``).
+pending = Pending(HTTP_REQUESTS_IN_FLIGHT)
 
 
-def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
-    """``histogram.observe(v)`` for every value, in one pass: one write per bucket touched
-    instead of several per value (in multiprocess mode each write is an mmap update).
-
-    Relies on prometheus_client's Histogram internals (per-bucket values, ``_sum``); the unit
-    test checks the result against plain ``observe``.
-    """
-    if len(values) < SMALL_BATCH:  # numpy's fixed cost is higher than a few observe() calls
-        for value in values:
-            histogram.observe(value)
-        return
-    array = np.asarray(values, dtype=np.float64)
-    bounds: list[float] = histogram._upper_bounds
-    # observe() counts a value in the first bucket whose upper bound is >= the value.
-    counts = np.bincount(np.searchsorted(bounds, array, side="left"), minlength=len(bounds))
-    buckets = histogram._buckets
-    for index in np.flatnonzero(counts):
-        buckets[index].inc(int(counts[index]))
-    histogram._sum.inc(float(array.sum()))
+def configure(flush_seconds: float) -> None:
+    """Collect per-request updates for at most ``flush_seconds`` before writing them, in
+    multiprocess mode only (where each write is an mmap update); else write each at once."""
+    pending.configure(flush_seconds if multiprocess_dir() else 0.0)
 
 
 def multiprocess_dir() -> str | None:
@@ -185,6 +173,7 @@ def multiprocess_dir() -> str | None:
 
 def render() -> tuple[bytes, str]:
     """The exposition text of all workers' metrics (or this process's) and its content type."""
+    pending.flush()  # this worker's updates are all in the scrape
     if multiprocess_dir():
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

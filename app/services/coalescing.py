@@ -16,6 +16,7 @@ request's failure is never another's.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -34,7 +35,7 @@ class Predicts(Protocol):
     def predict(self, records: Records) -> Prediction: ...
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Job:
     model: Predicts
     records: Records
@@ -52,16 +53,35 @@ class Coalescer:
         self._queue: deque[_Job] = deque()
         self._running = 0  # calls handed to the pool and not yet back (event loop only)
         self._kick_due = False
+        self._loop: tuple[asyncio.AbstractEventLoop, int] | None = None
 
     async def predict(self, model: Predicts, records: Records, deadline: float) -> Prediction:
         """The model's answer for ``records``; ``TimeoutError`` once ``deadline`` (monotonic
         seconds) passed, or the model's exception."""
-        loop = asyncio.get_running_loop()
-        job = _Job(model, records, deadline, loop.create_future())
-        self._queue.append(job)
+        loop = self._running_loop()
+        answer: asyncio.Future[Prediction] = loop.create_future()
+        self._queue.append(_Job(model, records, deadline, answer))
         self._kick_soon(loop)
-        # On timeout wait_for cancels the answer: a queued job is then skipped.
-        return await asyncio.wait_for(job.answer, max(0.0, deadline - time.monotonic()))
+        # At the deadline the answer becomes a TimeoutError: a queued job is then skipped, a
+        # running one's result dropped. (A timer on the future itself: asyncio.wait_for would
+        # add a second future, a task wake-up and callbacks to every request.)
+        remaining = max(0.0, deadline - time.monotonic())
+        timer = loop.call_at(loop.time() + remaining, _expire, answer)
+        try:
+            return await answer
+        finally:
+            timer.cancel()
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """The running event loop. ``asyncio.get_running_loop`` makes a ``getpid`` system call
+        on every call (Python 3.11); a thread runs one loop at a time, so the loop this
+        coalescer last ran on, still running in the same thread, is the running one."""
+        cached = self._loop
+        if cached is not None and cached[1] == threading.get_ident() and cached[0].is_running():
+            return cached[0]
+        loop = asyncio.get_running_loop()
+        self._loop = (loop, threading.get_ident())
+        return loop
 
     def _kick_soon(self, loop: asyncio.AbstractEventLoop) -> None:
         """Dispatch at the next loop iteration, so the requests ready in this one queue their
@@ -127,6 +147,11 @@ class Coalescer:
             else:
                 job.answer.set_result(result)
         self._kick_soon(loop)
+
+
+def _expire(answer: asyncio.Future[Prediction]) -> None:
+    if not answer.done():
+        answer.set_exception(TimeoutError())
 
 
 def _run(model: Predicts, parts: list[Records]) -> list[Prediction | Exception]:

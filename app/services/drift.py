@@ -2,7 +2,8 @@
 reference histograms of the model's manifest.
 
 Each worker keeps the last ``window`` records (and the last ``window`` model predictions) in
-ring buffers. Recording costs one array write per request; the PSI is computed from the whole
+ring buffers. Recording a request appends its rows to a pending list, moved into the buffers in
+one array write every few hundred rows and before each report; the PSI is computed from the whole
 window at most every ``interval_seconds``, and only once at least ``min_records`` were seen.
 
 PSI = sum over bins of (a - e) * ln(a / e), where a and e are the live and reference shares of
@@ -17,7 +18,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ from app.services.manifest import CategoricalHistogram, Histogram, Reference
 from app.services.records import matrix
 
 PSI_EPSILON = 1e-4
+PENDING_ROWS = 256
 
 
 def psi(
@@ -70,6 +72,13 @@ class Binner:
         if self.categorical:
             return self._codes.get(str(value), float(len(self._codes)))
         return float(value)  # type: ignore[arg-type]
+
+    def codes(self, values: Iterable[object]) -> list[float]:
+        """``code`` of every value (one lookup per value for categories, no call)."""
+        if not self.categorical:
+            return list(map(float, values))  # type: ignore[arg-type]
+        get, unseen = self._codes.get, float(len(self._codes))
+        return [get(v if type(v) is str else str(v), unseen) for v in values]
 
     def counts(self, stored: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
         """Counts per bin of stored values (codes or numbers)."""
@@ -143,6 +152,11 @@ class DriftMonitor:
         self._clock = clock
         self._last_compute: float | None = None
         self._lock = threading.Lock()
+        # Recorded but not yet in the windows: moved in at most every PENDING_ROWS rows and
+        # before every report (one array write per batch of requests, not per request).
+        self._pending_rows: list[npt.NDArray[np.float64]] = []
+        self._pending_count = 0
+        self._pending_predictions: list[float] = []
 
     def record(
         self,
@@ -162,27 +176,40 @@ class DriftMonitor:
                     [[b.code(r[n]) for b, n in zip(binners, names, strict=True)] for r in records],
                     np.float64,
                 )
-        coded = None
-        if predictions is not None:
-            code = self._prediction_binner.code
-            coded = np.fromiter(map(code, predictions), np.float64, len(predictions))
-            coded = coded.reshape(-1, 1)
         with self._lock:
             if rows is not None:
-                self._inputs.extend(rows)
-            if coded is not None:
-                self._predictions.extend(coded)
+                self._pending_rows.append(rows)
+                self._pending_count += len(rows)
+            if predictions is not None:
+                self._pending_predictions.extend(self._prediction_binner.codes(predictions))
             now = self._clock()
             if self._last_compute is not None and now - self._last_compute < self.interval_seconds:
+                if self._pending_count >= PENDING_ROWS or len(self._pending_predictions) >= (
+                    PENDING_ROWS
+                ):
+                    self._fold()
                 return None
+            self._fold()
             if self._inputs.filled < self.min_records:
                 return None
             self._last_compute = now
             return self._report()
 
+    def _fold(self) -> None:
+        """Move the pending rows and predictions into the windows (with the lock held)."""
+        if self._pending_rows:
+            rows = self._pending_rows
+            self._inputs.extend(rows[0] if len(rows) == 1 else np.concatenate(rows))
+            self._pending_rows, self._pending_count = [], 0
+        if self._pending_predictions:
+            coded = np.asarray(self._pending_predictions, np.float64).reshape(-1, 1)
+            self._predictions.extend(coded)
+            self._pending_predictions = []
+
     def report(self) -> DriftReport:
         """The PSI of the windows as they are now (whatever their size)."""
         with self._lock:
+            self._fold()
             return self._report()
 
     def _report(self) -> DriftReport:

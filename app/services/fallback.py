@@ -49,11 +49,17 @@ def record_keys(model_version: str, records: Sequence[Mapping[str, float | str]]
     """
     if not records:
         return []
-    names = tuple(sorted(records[0]))
+    values = None
+    if isinstance(records, Batch) and records.numeric and records[0].keys() == set(records.names):
+        names, order = _sorted_columns(records.names)
+        values = records.columns(records.names)
+        if values is not None and order is not None:
+            values = values[:, order]
+    else:
+        names = tuple(sorted(records[0]))
     prefix = _prefix(model_version, names)
     if not names:
         return [prefix.hexdigest()] * len(records)
-    values = records.columns(names) if isinstance(records, Batch) else None
     if values is None:
         rows = [[record[name] for name in names] for record in records]
         if any(isinstance(value, str) for row in rows for value in row):
@@ -72,6 +78,14 @@ def record_keys(model_version: str, records: Sequence[Mapping[str, float | str]]
 
 
 @lru_cache(maxsize=16)  # a worker serves one model (two during a reload)
+def _sorted_columns(names: tuple[str, ...]) -> tuple[tuple[str, ...], list[int] | None]:
+    """``names`` sorted, and the column order that sorts a matrix in ``names`` order (None
+    when it is sorted already)."""
+    ordered = tuple(sorted(names))
+    return ordered, None if ordered == names else [names.index(name) for name in ordered]
+
+
+@lru_cache(maxsize=16)
 def _prefix(model_version: str, names: tuple[str, ...]) -> Any:
     """The hash state after the key prefix; callers copy it, never update it."""
     return hashlib.sha256("\0".join([model_version, *names]).encode("utf-8"))

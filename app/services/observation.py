@@ -103,11 +103,11 @@ class Observer:
         if from_model:
             if isinstance(manifest.output, ClassificationOutput):
                 if probabilities is not None:
-                    metrics.observe_many(
+                    metrics.pending.observe_many(
                         metrics.PREDICTION_SCORE, [max(p.values()) for p in probabilities]
                     )
             else:
-                metrics.observe_many(metrics.PREDICTION_SCORE, predictions)  # type: ignore[arg-type]
+                metrics.pending.observe_many(metrics.PREDICTION_SCORE, predictions)  # type: ignore[arg-type]
         monitor = self.monitor(manifest)
         if monitor is not None:
             report = monitor.record(records, predictions if from_model else None)

@@ -22,11 +22,13 @@ from collections import Counter
 from functools import lru_cache
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_json
+from starlette.datastructures import QueryParams
+from starlette.types import Scope
 
 from app.api.auth import AUTH_RESPONSES, api_key_of, require_scope
 from app.api.deps import ModelDep, PredictorDep, RequestIdDep, ValidatorDep, validator_for
@@ -94,28 +96,39 @@ async def predict(
     return await answer(model, predictor, records, probabilities or body.probabilities, request_id)
 
 
-def fast_input(request: Request, body: bytes) -> tuple[LoadedModel, ParsedInput, bool] | None:
+# The request headers the fast path reads (ASGI servers give header names in lower case).
+_FAST_HEADERS = frozenset({b"x-api-key", b"authorization", b"content-type"})
+
+
+def fast_input(scope: Scope, body: bytes) -> tuple[LoadedModel, ParsedInput, bool] | None:
     """The model, the checked rows and the probabilities flag of a usual request; None when
-    anything is unusual or wrong (the reference path then answers, errors included)."""
-    keyring: KeyRing = request.app.state.keyring
+    anything is unusual or wrong (the reference path then answers, errors included).
+
+    Reads the raw ASGI scope (one pass over the headers, the first of each name as Starlette's
+    ``Headers.get`` does) instead of building a ``Request``."""
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        if name in _FAST_HEADERS:
+            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    state: dict[str, Any] = scope["state"]
+    keyring: KeyRing = scope["app"].state.keyring
     try:
-        request.state.api_key_name = keyring.authorize(api_key_of(request.headers), SCOPE)
+        state["api_key_name"] = keyring.authorize(api_key_of(headers), SCOPE)
     except AuthError:
         return None
-    state = request.state
-    store: ModelStore = state.model_store
+    store: ModelStore = state["model_store"]
     model = store.model
-    if model is None or not is_json(request.headers.get("content-type")):
+    if model is None or not is_json(headers.get("content-type")):
         return None
     query = False
-    if request.scope["query_string"]:
-        raw = request.query_params.get("probabilities")
+    if scope["query_string"]:
+        raw = QueryParams(scope["query_string"]).get("probabilities")
         if raw is not None:
             try:
                 query = _QUERY_BOOL.validate_python(raw)
             except ValidationError:
                 return None
-    settings: Settings = state.settings
+    settings: Settings = state["settings"]
     parsed = validator_for(model, settings).parse_json(body)
     if parsed is None:
         return None
@@ -144,14 +157,26 @@ async def answer(
     request_id: str,
 ) -> Response:
     """Predict ``records`` (checked) and write the response body once."""
+    body = await answer_body(model, predictor, records, probabilities, request_id)
+    return Response(content=body, media_type="application/json")
+
+
+async def answer_body(
+    model: LoadedModel,
+    predictor: Predictor,
+    records: list[dict[str, Any]],
+    probabilities: bool,
+    request_id: str,
+) -> bytes:
+    """The JSON body of the answer to ``records`` (checked); ``HTTPException`` 503 when the
+    model gave no answer and nothing could be fallen back on."""
     try:
         result = await predictor.predict_async(model, records)
     except NoFallbackError as exc:
         metrics.FALLBACKS_UNAVAILABLE.labels(exc.reason).inc()
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from None
     count_predictions(model, result)
-    body = render(model.version, result, probabilities, request_id)
-    return Response(content=body, media_type="application/json")
+    return render(model.version, result, probabilities, request_id)
 
 
 def render(model_version: str, result: Outcome, probabilities: bool, request_id: str) -> bytes:
@@ -191,13 +216,13 @@ def validate(validator: InputValidator, body: PredictRequest) -> list[dict[str, 
 def count_predictions(model: LoadedModel, result: Outcome) -> None:
     fallback = result.fallback_reason is not None
     if result.fallback_reason is not None:
-        metrics.FALLBACKS.labels(result.fallback_reason).inc()
+        metrics.pending.inc(metrics.FALLBACKS.labels(result.fallback_reason))
     if isinstance(model.manifest.output, ClassificationOutput):
         labels = Counter(map(str, result.predictions))
     else:
         labels = Counter({"": len(result.predictions)})
     for label, count in labels.items():
-        _predictions_of(model.version, label, fallback).inc(count)
+        metrics.pending.inc(_predictions_of(model.version, label, fallback), count)
 
 
 @lru_cache(maxsize=256)  # model versions served by a worker times classes: bounded

@@ -119,3 +119,18 @@ def test_joined_batches_keep_their_matrices() -> None:
     joined = Batch.joined(parts)
     assert joined == [{"a": 1}, {"a": 2}, {"a": 3}]
     assert joined.columns(["a"]).tolist() == [[1.0], [2.0], [3.0]]
+
+
+def test_each_event_loop_gets_its_own_futures(pool: ThreadPoolExecutor) -> None:
+    """The coalescer remembers the loop it ran on; a later loop (or another thread's) is
+    found again, so futures always belong to the loop awaiting them."""
+    model, coalescer = Echo(), Coalescer(pool, threads=1)
+    for _ in range(2):
+        assert asyncio.run(_gather(coalescer, model, [batch(1), batch(2)], 5))
+    results: list[list[Prediction | Exception]] = []
+    thread = threading.Thread(
+        target=lambda: results.append(asyncio.run(_gather(coalescer, model, [batch(3)], 5)))
+    )
+    thread.start()
+    thread.join()
+    assert results and results[0]

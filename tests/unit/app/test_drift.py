@@ -126,3 +126,13 @@ def test_reference_histograms_are_checked() -> None:
     # Repeated quantile edges are allowed: the bin between them stays empty.
     binner = Binner(NumericHistogram(edges=[0, 1, 1, 2], counts=[5, 0, 5]))
     assert binner.counts(np.array([0.5, 1.0, 1.5])).tolist() == [1, 0, 2]
+
+
+def test_codes_equal_code_one_by_one() -> None:
+    categorical = Binner(CategoricalHistogram(values=["a", "b"], counts=[1, 1]))
+    numeric = Binner(NumericHistogram(edges=[0.0, 1.0, 2.0], counts=[1, 1]))
+    for binner, values in (
+        (categorical, ["a", "b", "c", 1, 1.5, "a"]),
+        (numeric, [0.5, 3, -1.0, 2.0]),
+    ):
+        assert binner.codes(values) == [binner.code(value) for value in values]

@@ -91,3 +91,66 @@ def test_buffered_handler_never_raises_into_the_caller(
     handler.handle(_record(level="x"))  # buffered
     handler.handle(logging.LogRecord("berth", logging.ERROR, __file__, 1, "boom", None, None))
     assert handler._lines == []  # dropped, not kept growing
+
+
+def test_iso_timestamp_equals_datetime_isoformat() -> None:
+    from datetime import datetime, timezone
+
+    from app.core.logging import iso_timestamp
+
+    edges = [0.0, 0.0005, 0.9999995, 0.9999994999, 0.0014999, 0.001, 0.5]
+    stamps = [1_700_000_000 + whole + edge for whole in (0, 1, 59, 3600) for edge in edges]
+    stamps += [1_700_000_000 + n / 1e6 for n in range(0, 3_000_000, 997)]
+    for created in stamps:
+        expected = datetime.fromtimestamp(created, timezone.utc).isoformat(timespec="milliseconds")
+        assert iso_timestamp(created) == expected, created
+
+
+def test_access_log_records_are_complete_log_records() -> None:
+    """The access line's record (copied from a template) has every attribute ``makeRecord``
+    sets, with this line's time."""
+    import time
+
+    from app.core import middleware
+
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    logger = logging.getLogger("berth.access")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        before = time.time()
+        middleware.log_request({"request_id": "a", "status": 200})
+        middleware.log_request({"request_id": "b", "status": 404})
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    made = logger.makeRecord(logger.name, logging.INFO, "", 0, "request", (), None)
+    assert [record.request_id for record in seen] == ["a", "b"]  # type: ignore[attr-defined]
+    for record in seen:
+        formatted = {"message", "asctime"}  # set by a formatter (pytest's) once handled
+        assert set(vars(made)) | {"request_id", "status"} == set(vars(record)) - formatted
+        assert record.created >= before
+        assert record.msecs == int((record.created - int(record.created)) * 1000)
+        assert record.process == made.process
+        assert record.thread == made.thread
+        assert record.getMessage() == "request"
+
+
+def test_with_request_id_sets_the_header_as_mutable_headers_does() -> None:
+    from starlette.datastructures import MutableHeaders
+
+    from app.core.middleware import with_request_id
+
+    cases: list[list[tuple[bytes, bytes]]] = [
+        [],
+        [(b"content-type", b"application/json")],
+        [(b"x-request-id", b"old"), (b"a", b"1"), (b"x-request-id", b"older")],
+        [(b"a", b"1"), (b"x-request-id", b"old")],
+    ]
+    for headers in cases:
+        message = {"type": "http.response.start", "headers": list(headers)}
+        MutableHeaders(scope=message)["x-request-id"] = "abc"
+        assert with_request_id(headers, "abc") == message["headers"]
