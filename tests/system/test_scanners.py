@@ -21,7 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from berth.vps import Host, ssh_argv
+from berth.vps import Config, Host, ssh_argv
+from berth.vps import state as vps_state
 from tests.system.conftest import Provisioned
 from tests.system.test_site import deploy_sudo
 
@@ -122,6 +123,12 @@ def test_lynis_hardening_index_and_warnings(provisioned: Provisioned) -> None:
     assert set(warnings) <= LYNIS_ALLOWED_WARNINGS, report.get("warning")
 
 
+def state_of(host: Host) -> vps_state.HostState:
+    record = vps_state.load(Config.from_env(), host.name)
+    assert record is not None, f"no record of test host {host.name}"
+    return record
+
+
 async def _probe(address: str, port: int, limit: asyncio.Semaphore) -> tuple[int, str]:
     async with limit:
         try:
@@ -153,6 +160,20 @@ def test_full_tcp_port_scan_finds_only_ssh_and_web(provisioned: Provisioned) -> 
     for port in PUBLIC_PORTS:
         with socket.create_connection((provisioned.host.address, port), timeout=10):
             pass
+
+
+def test_full_tcp_port_scan_over_ipv6_finds_only_ssh_and_web(provisioned: Provisioned) -> None:
+    """The same scan over IPv6: the test host has only its link-local address on host0, reached
+    from the control node through its end of the veth (the firewall's ip6 rules must hold too)."""
+    shown = deploy_sudo(provisioned.host, "ip -6 -o addr show dev host0 scope link")
+    match = re.search(r"inet6 (fe80::[0-9a-f:]+)/", shown)
+    assert match, f"no IPv6 link-local address on host0: {shown}"
+    address = f"{match.group(1)}%{state_of(provisioned.host).veth}"
+    started = time.monotonic()
+    outcome = asyncio.run(_scan(address, range(1, 65536)))
+    answering = {port: state for port, state in outcome.items() if state != "filtered"}
+    print(f"IPv6 scan 1-65535 of {address}: {answering} in {time.monotonic() - started:.1f} s")
+    assert answering == dict.fromkeys(sorted(PUBLIC_PORTS), "open")
 
 
 def test_plain_http_redirects_to_https(provisioned: Provisioned) -> None:
