@@ -75,3 +75,16 @@ def changed_tasks(output: str) -> str:
         elif line.startswith("changed:"):
             found.append("\n".join(lines[start : index + 1]))
     return "\n".join(found) or output[-3000:]
+
+
+def failures(output: str) -> str:
+    """Every failed task of a run: its header and the fatal line, for assertion messages."""
+    lines = output.splitlines()
+    header = ""
+    found = []
+    for line in lines:
+        if line.startswith(("TASK [", "RUNNING HANDLER [")):
+            header = line
+        elif line.startswith("fatal:"):
+            found.append(f"{header}\n{line[:1500]}")
+    return "\n".join(found)
