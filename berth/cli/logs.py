@@ -8,15 +8,18 @@ with its host. Polling, not a stream: an entry shows up a few seconds after it i
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from berth.cli.exitcodes import Exit
-from berth.cli.runner import HostAnswer, run_module
+from berth.cli.runner import CliError, HostAnswer, run_module
 
 DEFAULT_UNITS = ("berth-*",)
 # Each poll asks for this many seconds back, so clock skew and slow polls lose nothing.
@@ -92,22 +95,51 @@ def follow(
     follower = Follower()
     out(f"following {', '.join(units or DEFAULT_UNITS)} on {pattern}; Ctrl-C stops")
     failing: set[str] = set()
-    try:
+    with _interruptible() as stop:
         for _ in polls if polls is not None else _forever():
             since = f"@{int(time.time()) - OVERLAP_SECONDS}"
             argv = journal_argv(units, since=since, json_out=True)
-            answers = run_module(
-                "ansible.builtin.command", " ".join(argv), inventory, pattern=pattern
-            )
+            try:
+                answers = run_module(
+                    "ansible.builtin.command",
+                    " ".join(argv),
+                    inventory,
+                    pattern=pattern,
+                    cancel=stop.is_set,
+                )
+            except CliError:
+                if stop.is_set():
+                    break
+                raise
             lines: list[tuple[float, str]] = []
             for host, answer in sorted(answers.items()):
                 lines += _answer_lines(follower, host, answer, failing, out)
             for _, line in sorted(lines, key=lambda item: item[0]):
                 out(line)
-            time.sleep(interval)
-    except KeyboardInterrupt:
-        pass
+            if stop.wait(interval):
+                break
     return Exit.OK
+
+
+@contextmanager
+def _interruptible() -> Iterator[threading.Event]:
+    """An event set by Ctrl-C (SIGINT) or SIGTERM while following; the old handlers come back."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # only the main thread may set handlers; tests call from it too
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def _handler(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, _handler)
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _answer_lines(

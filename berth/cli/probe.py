@@ -12,6 +12,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -164,6 +165,14 @@ def _upstream() -> dict[str, str] | None:
         return {"error": str(exc)}
 
 
+def _groups(argv: list[str]) -> list[str] | None:
+    """The inventory groups berth passed as --groups=a,b (None when run by hand without it)."""
+    for arg in argv:
+        if arg.startswith("--groups="):
+            return [g for g in arg.removeprefix("--groups=").split(",") if g]
+    return None
+
+
 def main() -> None:
     release = os.readlink(RELEASE).rsplit("/", 1)[-1] if RELEASE.is_symlink() else None
     state = {
@@ -171,6 +180,7 @@ def main() -> None:
         "now": time.time(),
         "release": release,
         "api_installed": API_UNIT.exists(),
+        "groups": _groups(sys.argv[1:]),
         "model": _model(),
         "health": _api("/health"),
         "ready": _api("/ready"),

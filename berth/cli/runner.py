@@ -7,7 +7,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,9 +134,16 @@ def run_module(
     become: bool = True,
     project: Path = REPO,
     timeout: int = 60,
+    cancel: Callable[[], bool] | None = None,
 ) -> dict[str, HostAnswer]:
-    """Run one module on every host matching pattern; answers by host name."""
+    """Run one module on every host matching pattern; answers by host name.
+
+    Without `cancel`, ansible-runner installs SIGINT/SIGTERM handlers of its own that stay in
+    place after the run (Ctrl-C then no longer raises KeyboardInterrupt); a caller that loops
+    passes its own cancel check, and ansible-runner leaves the handlers alone.
+    """
     collector = _Collector()
+    extra: dict[str, Any] = {"cancel_callback": cancel} if cancel is not None else {}
     os.environ.update(ansible_env(project))
     with _private_dir() as private:
         result = ansible_runner.run(
@@ -151,6 +158,7 @@ def run_module(
             event_handler=collector.handle,
             quiet=True,
             timeout=timeout,
+            **extra,
         )
         if not collector.answers and result.rc != 0:
             tail = result.stdout.read()[-2000:] if result.stdout else ""

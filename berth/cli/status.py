@@ -25,8 +25,16 @@ class HostState:
 
     @property
     def serves_api(self) -> bool:
-        """False on a host of group lb or monitoring only (no API installed)."""
-        return bool((self.state or {}).get("api_installed", True))
+        """Whether the host should answer predictions: in inventory group app.
+
+        Without the groups (an older probe), a host without the API unit counts as a load
+        balancer or monitoring host; with them, an app host without the API is unhealthy.
+        """
+        state = self.state or {}
+        groups = state.get("groups")
+        if isinstance(groups, list):
+            return "app" in groups
+        return bool(state.get("api_installed", True))
 
     @property
     def healthy(self) -> bool:
@@ -53,7 +61,10 @@ class HostState:
 def collect(inventory: Path, pattern: str = "all") -> list[HostState]:
     """Run the probe on every host (as root); a host that cannot answer gets an error instead."""
     answers = run_module(
-        "ansible.builtin.script", f"{PROBE} executable=python3", inventory, pattern=pattern
+        "ansible.builtin.script",
+        f"{PROBE} --groups={{{{group_names|join(',')}}}} executable=python3",
+        inventory,
+        pattern=pattern,
     )
     return [_parse(answer) for answer in sorted(answers.values(), key=lambda a: a.host)]
 
@@ -133,7 +144,9 @@ def render(states: list[HostState]) -> str:
             lines.append(f"  health    {_health_text(st.get('health', {}))}")
             lines.append(f"  ready     {_health_text(st.get('ready', {}))}")
         else:
-            lines.append("  api       not on this host (load balancer or monitoring only)")
+            groups = st.get("groups")
+            role = ", ".join(groups) if isinstance(groups, list) and groups else "no app group"
+            lines.append(f"  api       not on this host ({role})")
         upstream = st.get("upstream")
         if isinstance(upstream, dict) and upstream:
             parts = [

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,12 +77,45 @@ def test_follow_merges_hosts_by_time_and_reports_a_failing_host_once(
         ]
     )
     monkeypatch.setattr(logs, "run_module", lambda *args, **kwargs: next(polls))
-    monkeypatch.setattr("berth.cli.logs.time.sleep", lambda _: None)
     printed: list[str] = []
-    code = logs.follow(Path("inv"), "all", [], out=printed.append, polls=range(2))
+    code = logs.follow(Path("inv"), "all", [], interval=0, out=printed.append, polls=range(2))
     assert code == 0
     assert printed[1:] == [
         "c | cannot read the journal: UNREACHABLE",
         "b | 2023-11-14T22:13:21 berth-api.service: b1",
         "a | 2023-11-14T22:13:22 berth-api.service: a1",
     ]
+
+
+def test_ctrl_c_ends_following_and_restores_the_handler(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = signal.getsignal(signal.SIGINT)
+    calls: list[bool] = []
+
+    def fake_run_module(*args: object, cancel: Any = None, **kwargs: object) -> dict[str, Any]:
+        assert cancel is not None  # else ansible-runner takes SIGINT over for good
+        calls.append(cancel())
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while a poll runs
+        return {}
+
+    monkeypatch.setattr(logs, "run_module", fake_run_module)
+    code = logs.follow(Path("inv"), "all", [], interval=30, out=lambda _: None)
+    assert code == 0
+    assert calls == [False, False]  # stopped after the interrupted poll, without a 30 s wait
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_run_module_with_a_cancel_check_leaves_the_signal_handlers_alone(tmp_path: Path) -> None:
+    """ansible-runner replaces SIGINT's handler for good unless given a cancel callback."""
+    from berth.cli.runner import run_module
+
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(
+        f"local ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+    )
+    before = signal.getsignal(signal.SIGINT)
+    answers = run_module(
+        "ansible.builtin.command", "echo hi", inventory, become=False, cancel=lambda: False
+    )
+    assert answers["local"].ok and answers["local"].stdout == "hi"
+    assert signal.getsignal(signal.SIGINT) is before

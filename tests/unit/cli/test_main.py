@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -132,11 +133,32 @@ def test_status_of_a_load_balancer_that_left_an_app_host_out() -> None:
     states = [status.HostState("lb-1", lb)]
     text = status.render(states)
     assert "lb-1 (web-1)  healthy" in text
-    assert "api       not on this host" in text
+    assert "api       not on this host (no app group)" in text
     assert "upstream  app-1 up, app-2 DOWN" in text
     assert status.exit_code(states) is Exit.UNHEALTHY
     lb["upstream"] = {"app-1": "up", "app-2": "up"}
     assert status.exit_code(states) is Exit.OK
+
+
+def test_status_judges_the_api_by_the_hosts_inventory_groups() -> None:
+    gone = {"api_installed": False, "model": None, "release": None}
+    torn_down = _probe_state(**gone, groups=["app", "lb"], health={"error": "refused"})
+    lb_only = _probe_state(**gone, groups=["lb", "monitoring"], health={"error": "refused"})
+    app = status.HostState("app-1", torn_down)
+    lb = status.HostState("lb-1", lb_only)
+    assert not app.healthy and status.exit_code([app]) is Exit.UNHEALTHY
+    assert "health    no answer (refused)" in status.render([app])
+    assert lb.healthy and status.exit_code([lb]) is Exit.OK
+    assert "api       not on this host (lb, monitoring)" in status.render([lb])
+
+
+def test_probe_reads_the_groups_berth_passes(tmp_path: Path) -> None:
+    probe = REPO / "berth" / "cli" / "probe.py"
+    run = [sys.executable, str(probe)]
+    with_groups = subprocess.run([*run, "--groups=app,lb"], capture_output=True, text=True)
+    assert json.loads(with_groups.stdout)["groups"] == ["app", "lb"]
+    by_hand = subprocess.run(run, capture_output=True, text=True, cwd=tmp_path)
+    assert json.loads(by_hand.stdout)["groups"] is None
 
 
 def test_unreachable_host_exits_unreachable() -> None:
