@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -130,3 +131,29 @@ def test_down_of_unknown_host_is_a_no_op(config: Config) -> None:
 
     assert host.down(config, "never-made") is False
     assert time.monotonic() - start < 5
+
+
+def test_key_pair_made_once_when_several_processes_ask_at_once(tmp_path: Path) -> None:
+    """Two test runs starting together on a fresh machine both got 'already exists' before."""
+    repo = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "BERTH_VPS_KEY": str(tmp_path / "keys" / "id_ed25519"),
+        "PYTHONPATH": str(repo),
+    }
+    code = (
+        "from berth.vps.config import Config; from berth.vps.keys import ensure_key; "
+        "print(ensure_key(Config.from_env()).read_text())"
+    )
+    argv = [sys.executable, "-c", code]
+    workers = [
+        subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    results = [(*worker.communicate(timeout=60), worker.returncode) for worker in workers]
+    assert all(rc == 0 for _, _, rc in results), results
+    assert len({out for out, _, _ in results}) == 1  # every process got the same key
+    pub = (tmp_path / "keys" / "id_ed25519.pub").read_text()
+    assert pub.startswith("ssh-ed25519 ") and pub.rstrip().endswith("berth-vps")
+    leftovers = {p.name for p in (tmp_path / "keys").iterdir()}
+    assert leftovers == {"id_ed25519", "id_ed25519.pub", "key.lock"}
