@@ -27,6 +27,7 @@ REQUIRED_ALERTS = {
     "BerthDiskAlmostFull",
     "BerthMemoryPressure",
     "BerthTlsCertificateExpiring",
+    "BerthRedisDown",
 }
 
 
