@@ -137,3 +137,9 @@ def test_up_then_down_leaves_the_host_as_it_was(vps_factory: VpsFactory, tmp_pat
     after["packages"].discard(f"ii {BY_HAND}")
     problems = _unexpected(before, after)
     assert not problems, "teardown left differences:\n" + "\n".join(problems)
+
+    # Once more on the bare host: nothing left to remove, so nothing changes.
+    again = berth("-i", str(inventory), "down", "--yes", "--hardening")
+    assert again.returncode == 0, again.stdout[-6000:] + again.stderr[-2000:]
+    counts = summary_counts(again.stdout, host.name)
+    assert counts["failed"] == 0 and counts["changed"] == 0, again.stdout[-6000:]
