@@ -31,3 +31,15 @@ def test_app_imports_only_server_packages() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_app_imports_the_redis_client_only_when_a_cache_url_is_set() -> None:
+    """Without BERTH_CACHE_URL a worker never needs redis (about 9 MB of memory with what it
+    imports)."""
+    root = Path(__file__).resolve().parents[3]
+    probe = "import sys, app.main; print('redis' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
