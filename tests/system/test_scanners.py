@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import json
 import re
 import socket
@@ -137,8 +138,12 @@ async def _probe(address: str, port: int, limit: asyncio.Semaphore) -> tuple[int
             )
         except ConnectionRefusedError:
             return port, "refused"
-        except (TimeoutError, asyncio.TimeoutError, OSError):
+        except (TimeoutError, asyncio.TimeoutError):
             return port, "filtered"
+        except OSError as exc:  # unreachable counts as dropped; anything else is the scanner's own
+            if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT):
+                return port, "filtered"
+            return port, f"scanner error {errno.errorcode.get(exc.errno or 0, exc.errno)}"
         writer.close()
         return port, "open"
 
@@ -169,6 +174,15 @@ def test_full_tcp_port_scan_over_ipv6_finds_only_ssh_and_web(provisioned: Provis
     match = re.search(r"inet6 (fe80::[0-9a-f:]+)/", shown)
     assert match, f"no IPv6 link-local address on host0: {shown}"
     address = f"{match.group(1)}%{state_of(provisioned.host).veth}"
+    # Nothing has talked IPv6 to the host yet: resolve its neighbour entry with one patient
+    # connection first, or the scan's first 1,500 SYNs wait on neighbour discovery together.
+    for attempt in range(3):
+        try:
+            with socket.create_connection((address, 22), timeout=10):
+                break
+        except OSError as exc:
+            assert attempt < 2, f"SSH over IPv6 at [{address}]:22 does not answer: {exc}"
+            time.sleep(2)
     started = time.monotonic()
     outcome = asyncio.run(_scan(address, range(1, 65536)))
     answering = {port: state for port, state in outcome.items() if state != "filtered"}

@@ -59,6 +59,18 @@ def scheduler_metrics(provisioned: Provisioned) -> dict[str, float]:
     return samples
 
 
+def wait_for_scheduler_metrics(provisioned: Provisioned, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            scheduler_metrics(provisioned)
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
 def csv_records() -> str:
     manifest = bundle_manifest()
     inputs = [pair["input"] for pair in manifest["golden"]]
@@ -84,6 +96,7 @@ def short_schedules(provisioned: Provisioned) -> Iterator[None]:
         f"> {DROPIN_DIR}/systemtest.conf && systemctl daemon-reload "
         "&& systemctl restart berth-scheduler",
     )
+    wait_for_scheduler_metrics(provisioned)  # a busy host takes seconds to start it
     try:
         yield
     finally:
@@ -92,6 +105,7 @@ def short_schedules(provisioned: Provisioned) -> Iterator[None]:
             f"rm -rf {DROPIN_DIR} {TEST_ENV} /srv/berth/models/.tmp-systest-new "
             "&& systemctl daemon-reload && systemctl restart berth-scheduler",
         )
+        wait_for_scheduler_metrics(provisioned)  # later tests on this host may read them
 
 
 def test_scheduler_is_a_sandboxed_service_of_the_berth_user(provisioned: Provisioned) -> None:
