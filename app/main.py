@@ -22,7 +22,7 @@ from app.core.config import Settings
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.services.auth import KeyRing
-from app.services.fallback import FallbackCache, InProcessCache
+from app.services.fallback import make_cache
 from app.services.inference import Predictor
 from app.services.model_store import ModelStore
 from app.services.observation import Observer
@@ -51,7 +51,7 @@ def make_lifespan(
         if model_store.model is None:
             model_store.load()
         predictor = Predictor(
-            fallback_cache(settings),
+            make_cache(settings),
             budget_ms=settings.latency_budget_ms,
             threads=settings.inference_pool_threads,
             default=settings.fallback_default.answer() if settings.fallback_default else None,
@@ -66,16 +66,6 @@ def make_lifespan(
                 predictor.observer.close()
 
     return lifespan
-
-
-def fallback_cache(settings: Settings) -> FallbackCache:
-    """The fallback cache the settings ask for. The Redis client (with what it imports, about
-    9 MB of each worker's memory) is imported only when ``BERTH_CACHE_URL`` is set."""
-    if not settings.cache_url:
-        return InProcessCache(settings.fallback_cache_size)
-    from app.services.cache import make_cache
-
-    return make_cache(settings)
 
 
 NO_TELEMETRY: TelemetryConfig = {

@@ -1,7 +1,8 @@
 """Fallback cache in Redis, shared by every worker (and every app host pointed at it).
 
-``make_cache`` picks the backend from the settings: the in-process LRU alone by default, or, when
-``BERTH_CACHE_URL`` is set, ``TieredCache``: the worker's LRU in front of Redis. Redis only ever
+``app.services.fallback.make_cache`` picks the backend from the settings: the in-process LRU alone
+by default, or, when ``BERTH_CACHE_URL`` is set, ``TieredCache`` from here: the worker's LRU in
+front of Redis (this module and the Redis client are imported only then). Redis only ever
 helps: when it is down, slow or answers garbage, the LRU keeps working, the error is logged once,
 and Redis is left alone for ``retry_seconds`` before the next try, so a dead Redis costs one short
 timeout per ``retry_seconds``, not one per request. It never turns into a 500.
@@ -17,8 +18,7 @@ from collections.abc import Callable, Sequence
 
 import redis
 
-from app.core.config import Settings
-from app.services.fallback import Answer, FallbackCache, InProcessCache
+from app.services.fallback import Answer, InProcessCache
 
 log = logging.getLogger("berth.cache")
 
@@ -139,11 +139,3 @@ class TieredCache:
     def put_many(self, items: Sequence[tuple[str, Answer]]) -> None:
         self.local.put_many(items)
         self.shared.put_many(items)
-
-
-def make_cache(settings: Settings) -> FallbackCache:
-    """The fallback cache the settings ask for."""
-    local = InProcessCache(settings.fallback_cache_size)
-    if not settings.cache_url:
-        return local
-    return TieredCache(local, RedisCache(settings.cache_url, settings.cache_ttl_seconds))

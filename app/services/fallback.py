@@ -14,12 +14,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from app.services.records import Batch
+
+if TYPE_CHECKING:
+    from app.core.config import Settings
 
 
 class Answer(NamedTuple):
@@ -143,3 +146,14 @@ class InProcessCache:
                 self._items.move_to_end(key)
             while len(self._items) > self.max_size:
                 self._items.popitem(last=False)
+
+
+def make_cache(settings: Settings) -> FallbackCache:
+    """The fallback cache the settings ask for. The Redis client (with what it imports, about
+    9 MB of each worker's memory) is imported only when ``BERTH_CACHE_URL`` is set."""
+    local = InProcessCache(settings.fallback_cache_size)
+    if not settings.cache_url:
+        return local
+    from app.services.cache import RedisCache, TieredCache
+
+    return TieredCache(local, RedisCache(settings.cache_url, settings.cache_ttl_seconds))

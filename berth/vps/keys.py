@@ -9,6 +9,8 @@ from berth.vps.config import Config
 from berth.vps.fsutil import locked
 from berth.vps.proc import run
 
+KEYGEN = ("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "berth-vps")
+
 
 def ensure_key(config: Config) -> Path:
     """Return the private key path, generating an ed25519 pair the first time.
@@ -26,20 +28,7 @@ def ensure_key(config: Config) -> Path:
             return key
         with tempfile.TemporaryDirectory(dir=key.parent, prefix=".key-") as scratch:
             fresh = Path(scratch) / key.name
-            run(
-                [
-                    "ssh-keygen",
-                    "-q",
-                    "-t",
-                    "ed25519",
-                    "-N",
-                    "",
-                    "-C",
-                    "berth-vps",
-                    "-f",
-                    str(fresh),
-                ]
-            )
+            run([*KEYGEN, "-f", str(fresh)])
             public_key(fresh).replace(public_key(key))
             fresh.replace(key)
     return key

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from app.core.config import Settings
 from app.main import create_app
-from app.services.cache import KEY_PREFIX, RedisCache, TieredCache, make_cache
-from app.services.fallback import Answer, InProcessCache
+from app.services.cache import KEY_PREFIX, RedisCache, TieredCache
+from app.services.fallback import Answer, InProcessCache, make_cache
 from app.services.model_store import ModelStore
 from tests.api.test_fallback import Sabotage
 from tests.redis_server import RedisServer
