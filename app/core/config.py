@@ -77,7 +77,8 @@ class Settings(BaseSettings):
         default=10_000,
         ge=0,
         description="Records whose last answer each worker keeps for fallbacks (LRU); 0 keeps "
-        "none. Keys are hashes of model version and record, never raw feature values.",
+        "none. Keys are the model version and the record's values, in the worker's memory only "
+        "(a shared cache gets their sha256).",
     )
     fallback_default: DefaultAnswer | None = Field(
         default=None,

@@ -10,11 +10,12 @@ timeout per ``retry_seconds``, not one per request. It never turns into a 500.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import redis
 
@@ -25,28 +26,47 @@ log = logging.getLogger("berth.cache")
 KEY_PREFIX = "berth:fallback:"
 
 
+def redis_key(key: bytes) -> str:
+    """The Redis name of a record key: its sha256, so no feature value leaves the process."""
+    return KEY_PREFIX + hashlib.sha256(key).hexdigest()
+
+
 def encode(answer: Answer) -> bytes:
-    return json.dumps([answer.prediction, answer.probabilities], separators=(",", ":")).encode()
+    return json.dumps(list(answer), separators=(",", ":")).encode()
 
 
 def decode(raw: bytes) -> Answer | None:
-    """The answer stored in ``raw``, or None if it is not one (never raises)."""
+    """The answer stored in ``raw`` (``[prediction, scores, classes]``), or None if it is not
+    one (never raises)."""
     try:
-        prediction, probabilities = json.loads(raw)
+        stored = json.loads(raw)
     except (ValueError, TypeError):
         return None
+    if not isinstance(stored, list) or len(stored) != 3:
+        return None
+    prediction, scores, classes = stored
     if not isinstance(prediction, str | int | float) or isinstance(prediction, bool):
         return None
-    if probabilities is not None and not (
-        isinstance(probabilities, dict)
-        and all(isinstance(v, int | float) for v in probabilities.values())
+    if scores is None and classes is None:
+        return Answer(prediction)
+    if (
+        isinstance(scores, list)
+        and isinstance(classes, list)
+        and len(scores) == len(classes)
+        and _numbers(scores)
+        and all(isinstance(name, str) for name in classes)
     ):
-        return None
-    return Answer(prediction, probabilities)
+        return Answer(prediction, scores, tuple(classes))
+    return None
+
+
+def _numbers(values: Iterable[object]) -> bool:
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
 
 
 class RedisCache:
-    """Answers in Redis under ``berth:fallback:<record key>``, expiring after ``ttl_seconds``."""
+    """Answers in Redis under ``berth:fallback:<sha256 of the record key>``, expiring after
+    ``ttl_seconds``."""
 
     def __init__(
         self,
@@ -92,24 +112,24 @@ class RedisCache:
                 self._down_until = None
             log.info("redis fallback cache available again")
 
-    def get_many(self, keys: Sequence[str]) -> list[Answer | None]:
+    def get_many(self, keys: Sequence[bytes]) -> list[Answer | None]:
         if not keys or not self.available:
             return [None] * len(keys)
         try:
-            raw = self._client.mget([KEY_PREFIX + key for key in keys])
+            raw = self._client.mget([redis_key(key) for key in keys])
         except (redis.RedisError, OSError) as exc:
             self._failed(exc)
             return [None] * len(keys)
         self._recovered()
         return [decode(value) if isinstance(value, bytes) else None for value in raw]
 
-    def put_many(self, items: Sequence[tuple[str, Answer]]) -> None:
+    def put_many(self, items: Sequence[tuple[bytes, Answer]]) -> None:
         if not items or not self.available:
             return
         try:
             with self._client.pipeline(transaction=False) as pipe:
                 for key, answer in items:
-                    pipe.set(KEY_PREFIX + key, encode(answer), ex=self.ttl_seconds)
+                    pipe.set(redis_key(key), encode(answer), ex=self.ttl_seconds)
                 pipe.execute()
         except (redis.RedisError, OSError) as exc:
             self._failed(exc)
@@ -127,7 +147,7 @@ class TieredCache:
         self.local = local
         self.shared = shared
 
-    def get_many(self, keys: Sequence[str]) -> list[Answer | None]:
+    def get_many(self, keys: Sequence[bytes]) -> list[Answer | None]:
         found = self.local.get_many(keys)
         missing = [i for i, answer in enumerate(found) if answer is None]
         if missing:
@@ -136,6 +156,6 @@ class TieredCache:
                 found[i] = answer
         return found
 
-    def put_many(self, items: Sequence[tuple[str, Answer]]) -> None:
+    def put_many(self, items: Sequence[tuple[bytes, Answer]]) -> None:
         self.local.put_many(items)
         self.shared.put_many(items)

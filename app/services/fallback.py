@@ -1,9 +1,9 @@
 """Fallback answers for predictions that miss their deadline or fail.
 
-The cache holds the last model answer per record, keyed by a hash of the model version and the
-canonical record, so neither feature values nor anything derived from them in clear ends up in a
-key. ``FallbackCache`` is the interface; ``InProcessCache`` the default (one per worker). A shared
-backend (e.g. Redis) only has to implement ``get_many`` and ``put_many``.
+The cache holds the last model answer per record, keyed by the model version and the canonical
+record (``record_keys``). ``FallbackCache`` is the interface; ``InProcessCache`` the default
+(one per worker). A shared backend (e.g. Redis) only has to implement ``get_many`` and
+``put_many``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -25,11 +25,32 @@ if TYPE_CHECKING:
     from app.core.config import Settings
 
 
+PREFIX_BYTES = 16
+
+
 class Answer(NamedTuple):
-    """One record's answer: what the model said, or the configured default."""
+    """One record's answer: what the model said (or the configured default), and for a
+    classifier its class probabilities: ``scores`` in the order of ``classes`` (one row of the
+    model's matrix, so remembering an answer builds no dict)."""
 
     prediction: str | float
-    probabilities: dict[str, float] | None = None
+    scores: list[float] | None = None
+    classes: tuple[str, ...] | None = None
+
+    @classmethod
+    def of(
+        cls, prediction: str | float, probabilities: Mapping[str, float] | None = None
+    ) -> Answer:
+        """An answer from ``{class: probability}`` (or none)."""
+        if probabilities is None:
+            return cls(prediction)
+        return cls(prediction, list(probabilities.values()), tuple(probabilities))
+
+    @property
+    def probabilities(self) -> dict[str, float] | None:
+        if self.scores is None or self.classes is None:
+            return None
+        return dict(zip(self.classes, self.scores, strict=True))
 
 
 class DefaultAnswer(BaseModel):
@@ -41,13 +62,16 @@ class DefaultAnswer(BaseModel):
     probabilities: dict[str, float] | None = None
 
     def answer(self) -> Answer:
-        return Answer(self.prediction, self.probabilities)
+        return Answer.of(self.prediction, self.probabilities)
 
 
-def record_keys(model_version: str, records: Sequence[Mapping[str, float | str]]) -> list[str]:
-    """Per record, the sha256 of the model version, the feature names and the values as
-    float64 in sorted-name order: equal inputs give equal keys, whatever their key order.
+def record_keys(model_version: str, records: Sequence[Mapping[str, float | str]]) -> list[bytes]:
+    """Per record, its cache key: a 16-byte digest of the model version and the sorted feature
+    names, then the values as float64 in sorted-name order. Equal inputs give equal keys,
+    whatever their key order; -0.0 and 0.0 share one.
 
+    Keys hold the values in binary form: they stay in this worker's memory, which holds the
+    requests anyway. A backend that stores them elsewhere hashes them first (``RedisCache``).
     All records must have the same features (validated records do).
     """
     if not records:
@@ -62,22 +86,21 @@ def record_keys(model_version: str, records: Sequence[Mapping[str, float | str]]
         names = tuple(sorted(records[0]))
     prefix = _prefix(model_version, names)
     if not names:
-        return [prefix.hexdigest()] * len(records)
+        return [prefix] * len(records)
     if values is None:
         rows = [[record[name] for name in names] for record in records]
         if any(isinstance(value, str) for row in rows for value in row):
             return _mixed_keys(prefix, rows)
         values = np.array(rows, np.float64)
+    # One buffer of all keys, cut into one bytes object per record: the prefix, then the row.
     # + 0.0 turns -0.0 into 0.0, so the two spellings of zero share a key.
-    data = (values + 0.0).tobytes()
-    width = 8 * len(names)
-    copy = prefix.copy
-    keys = []
-    for start in range(0, len(data), width):
-        digest = copy()
-        digest.update(data[start : start + width])
-        keys.append(digest.hexdigest())
-    return keys
+    count = len(values)
+    keys = np.empty((count, len(prefix) + 8 * len(names)), np.uint8)
+    keys[:, : len(prefix)] = np.frombuffer(prefix, np.uint8)
+    keys[:, len(prefix) :] = np.ascontiguousarray(values + 0.0, np.float64).view(np.uint8)
+    data = keys.tobytes()
+    width = keys.shape[1]
+    return [data[start : start + width] for start in range(0, len(data), width)]
 
 
 @lru_cache(maxsize=16)  # a worker serves one model (two during a reload)
@@ -89,23 +112,23 @@ def _sorted_columns(names: tuple[str, ...]) -> tuple[tuple[str, ...], list[int] 
 
 
 @lru_cache(maxsize=16)
-def _prefix(model_version: str, names: tuple[str, ...]) -> Any:
-    """The hash state after the key prefix; callers copy it, never update it."""
-    return hashlib.sha256("\0".join([model_version, *names]).encode("utf-8"))
+def _prefix(model_version: str, names: tuple[str, ...]) -> bytes:
+    """The first bytes of every key of this model version and these features."""
+    text = "\0".join([model_version, *names]).encode("utf-8")
+    return hashlib.blake2b(text, digest_size=PREFIX_BYTES).digest()
 
 
-def _mixed_keys(prefix: Any, rows: Sequence[Sequence[object]]) -> list[str]:
-    """Keys of records with categorical (string) values: canonical JSON of the row."""
+def _mixed_keys(prefix: bytes, rows: Sequence[Sequence[object]]) -> list[bytes]:
+    """Keys of records with categorical (string) values: the prefix, then the row's canonical
+    JSON."""
     keys = []
     for row in rows:
-        digest = prefix.copy()
         canonical = [value if isinstance(value, str) else float(value) + 0.0 for value in row]  # type: ignore[arg-type]
-        digest.update(json.dumps(canonical, separators=(",", ":")).encode("utf-8"))
-        keys.append(digest.hexdigest())
+        keys.append(prefix + json.dumps(canonical, separators=(",", ":")).encode("utf-8"))
     return keys
 
 
-def record_key(model_version: str, record: Mapping[str, float | str]) -> str:
+def record_key(model_version: str, record: Mapping[str, float | str]) -> bytes:
     """The key of one record (see ``record_keys``)."""
     return record_keys(model_version, [record])[0]
 
@@ -113,9 +136,9 @@ def record_key(model_version: str, record: Mapping[str, float | str]) -> str:
 class FallbackCache(Protocol):
     """Where answers are kept for later fallbacks."""
 
-    def get_many(self, keys: Sequence[str]) -> list[Answer | None]: ...
+    def get_many(self, keys: Sequence[bytes]) -> list[Answer | None]: ...
 
-    def put_many(self, items: Sequence[tuple[str, Answer]]) -> None: ...
+    def put_many(self, items: Sequence[tuple[bytes, Answer]]) -> None: ...
 
 
 class InProcessCache:
@@ -123,13 +146,13 @@ class InProcessCache:
 
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
-        self._items: OrderedDict[str, Answer] = OrderedDict()
+        self._items: OrderedDict[bytes, Answer] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def get_many(self, keys: Sequence[str]) -> list[Answer | None]:
+    def get_many(self, keys: Sequence[bytes]) -> list[Answer | None]:
         with self._lock:
             found = [self._items.get(key) for key in keys]
             for key, answer in zip(keys, found, strict=True):
@@ -137,7 +160,7 @@ class InProcessCache:
                     self._items.move_to_end(key)
             return found
 
-    def put_many(self, items: Sequence[tuple[str, Answer]]) -> None:
+    def put_many(self, items: Sequence[tuple[bytes, Answer]]) -> None:
         if self.max_size == 0:
             return
         with self._lock:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Literal, Protocol, cast
 
 from app.services.coalescing import Coalescer
@@ -21,6 +22,7 @@ from app.services.fallback import Answer, FallbackCache, record_keys
 from app.services.manifest import Manifest
 from app.services.model_store import Prediction
 from app.services.observation import Observer
+from app.services.probabilities import Probabilities
 
 log = logging.getLogger("berth.inference")
 
@@ -42,7 +44,7 @@ class Model(Protocol):
 @dataclass(frozen=True)
 class Outcome:
     predictions: list[str] | list[float]
-    probabilities: list[dict[str, float]] | None
+    probabilities: Sequence[dict[str, float]] | None
     fallback_reason: FallbackReason | None = None
 
 
@@ -92,7 +94,7 @@ class Predictor:
         deadline = time.monotonic() + self.budget_s
         keys = record_keys(model.version, records)
         try:
-            result = await self._coalescer.predict(model, records, deadline)
+            result = _complete(await self._coalescer.predict(model, records, deadline), keys)
         except TimeoutError:  # a request still queued at its deadline is never run
             outcome = self._fallback(keys, "timeout")
         except Exception:
@@ -121,7 +123,7 @@ class Predictor:
         keys = record_keys(model.version, records)
         future: Future[Prediction] = self._pool.submit(model.predict, records)
         try:
-            result = future.result(timeout=max(0.0, deadline - time.monotonic()))
+            result = _complete(future.result(timeout=max(0.0, deadline - time.monotonic())), keys)
         except FutureTimeoutError:
             future.cancel()  # still queued: never run it; already running: let it finish
             return self._fallback(keys, "timeout")
@@ -131,13 +133,19 @@ class Predictor:
         self._remember(keys, result)
         return Outcome(result.predictions, result.probabilities)
 
-    def _remember(self, keys: Sequence[str], result: Prediction) -> None:
-        probabilities: Sequence[dict[str, float] | None]
-        probabilities = result.probabilities or [None] * len(keys)
-        answers = map(Answer._make, zip(result.predictions, probabilities, strict=True))
+    def _remember(self, keys: Sequence[bytes], result: Prediction) -> None:
+        predictions, probabilities = result.predictions, result.probabilities
+        answers: Iterable[Answer]
+        if probabilities is None:
+            answers = map(Answer, predictions)
+        elif isinstance(probabilities, Probabilities):  # a loaded model's: rows, no dicts
+            classes = probabilities.classes
+            answers = map(Answer, predictions, probabilities.rows, repeat(classes))
+        else:
+            answers = map(Answer.of, predictions, probabilities)
         self.cache.put_many(list(zip(keys, answers, strict=True)))
 
-    def _fallback(self, keys: Sequence[str], reason: FallbackReason) -> Outcome:
+    def _fallback(self, keys: Sequence[bytes], reason: FallbackReason) -> Outcome:
         answers = [cached or self.default for cached in self.cache.get_many(keys)]
         found = [answer for answer in answers if answer is not None]
         if len(found) < len(answers):
@@ -150,3 +158,14 @@ class Predictor:
             probabilities=complete if len(complete) == len(found) else None,
             fallback_reason=reason,
         )
+
+
+def _complete(result: Prediction, keys: Sequence[bytes]) -> Prediction:
+    """``result`` if it answers every record (and gives probabilities for all or none); a model
+    that does not is a failing model (``ValueError``, answered by the fallback)."""
+    count = len(keys)
+    if len(result.predictions) != count or (
+        result.probabilities is not None and len(result.probabilities) != count
+    ):
+        raise ValueError(f"the model answered {len(result.predictions)} of {count} records")
+    return result

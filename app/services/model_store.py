@@ -27,6 +27,7 @@ from app.services.manifest import (
     compute_version,
     sha256_hex,
 )
+from app.services.probabilities import Probabilities
 from app.services.runtimes import OnnxRuntime, Runtime, RuntimeLoadError, SkopsRuntime
 
 log = logging.getLogger("berth.model")
@@ -67,8 +68,12 @@ class GoldenMismatchError(BundleError):
 
 @dataclass(frozen=True)
 class Prediction:
+    """Per record, the prediction, and the class probabilities of a classifier: from a loaded
+    model a ``Probabilities`` (rows as the model gave them), from anything else any sequence of
+    ``{class: probability}`` dicts."""
+
     predictions: list[str] | list[float]
-    probabilities: list[dict[str, float]] | None
+    probabilities: Sequence[dict[str, float]] | None
 
 
 class LoadedModel:
@@ -110,12 +115,7 @@ class LoadedModel:
             labels = raw.predictions.tolist()  # str already when the runtime gives text
             if raw.predictions.dtype.kind != "U":
                 labels = list(map(str, labels))
-            return Prediction(
-                predictions=labels,
-                probabilities=[  # strict=False: the shape was checked above
-                    dict(zip(classes, row, strict=False)) for row in raw.probabilities.tolist()
-                ],
-            )
+            return Prediction(labels, Probabilities(classes, raw.probabilities.tolist()))
         return Prediction(predictions=raw.predictions.tolist(), probabilities=None)
 
 

@@ -16,6 +16,7 @@ from app.core.middleware import request_context
 from app.services.drift import DriftMonitor, DriftReport
 from app.services.manifest import ClassificationOutput, Manifest
 from app.services.predlog import PredictionLog
+from app.services.probabilities import Probabilities
 
 log = logging.getLogger("berth.observation")
 FAILURE_LOG_SECONDS = 60.0
@@ -102,7 +103,9 @@ class Observer:
         from_model = fallback_reason is None
         if from_model:
             if isinstance(manifest.output, ClassificationOutput):
-                if probabilities is not None:
+                if isinstance(probabilities, Probabilities):
+                    metrics.pending.observe_many(metrics.PREDICTION_SCORE, probabilities.top())
+                elif probabilities is not None:
                     metrics.pending.observe_many(
                         metrics.PREDICTION_SCORE, [max(p.values()) for p in probabilities]
                     )

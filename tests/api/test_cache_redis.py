@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from app.core.config import Settings
 from app.main import create_app
-from app.services.cache import KEY_PREFIX, RedisCache, TieredCache
-from app.services.fallback import Answer, InProcessCache, make_cache
+from app.services.cache import KEY_PREFIX, RedisCache, TieredCache, redis_key
+from app.services.fallback import Answer, InProcessCache, make_cache, record_key
 from app.services.model_store import ModelStore
 from tests.api.test_fallback import Sabotage
 from tests.redis_server import RedisServer
@@ -33,48 +33,57 @@ class Clock:
         return self.now
 
 
-ANSWER = Answer("class_0", {"class_0": 0.9, "class_1": 0.1})
+ANSWER = Answer.of("class_0", {"class_0": 0.9, "class_1": 0.1})
 
 
 def test_answers_round_trip_with_ttl(server: RedisServer) -> None:
     cache = RedisCache(server.url, ttl_seconds=120)
-    cache.put_many([("k1", ANSWER), ("k2", Answer(1.5))])
-    assert cache.get_many(["k1", "nope", "k2"]) == [ANSWER, None, Answer(1.5)]
-    ttl = server.client().ttl(KEY_PREFIX + "k1")
+    cache.put_many([(b"k1", ANSWER), (b"k2", Answer(1.5))])
+    assert cache.get_many([b"k1", b"nope", b"k2"]) == [ANSWER, None, Answer(1.5)]
+    ttl = server.client().ttl(redis_key(b"k1"))
     assert 0 < ttl <= 120
 
 
 def test_garbage_values_are_misses(server: RedisServer) -> None:
     client = server.client()
-    for key, value in [("a", b"not json"), ("b", b"[true, null]"), ("c", b'["x", {"p": "y"}]')]:
-        client.set(KEY_PREFIX + key, value)
-    assert RedisCache(server.url, 60).get_many(["a", "b", "c"]) == [None, None, None]
+    for key, value in [(b"a", b"not json"), (b"b", b"[true, null]"), (b"c", b'["x", {"p": "y"}]')]:
+        client.set(redis_key(key), value)
+    assert RedisCache(server.url, 60).get_many([b"a", b"b", b"c"]) == [None, None, None]
 
 
 def test_redis_down_degrades_and_recovers(server: RedisServer) -> None:
     clock = Clock()
     cache = RedisCache(server.url, 60, retry_seconds=5, clock=clock)
-    cache.put_many([("k", ANSWER)])
+    cache.put_many([(b"k", ANSWER)])
     server.stop()
-    assert cache.get_many(["k"]) == [None]
+    assert cache.get_many([b"k"]) == [None]
     assert not cache.available
     started = time.perf_counter()
-    cache.put_many([("k2", ANSWER)])  # left alone: no connection attempt, no wait
-    assert cache.get_many(["k"]) == [None]
+    cache.put_many([(b"k2", ANSWER)])  # left alone: no connection attempt, no wait
+    assert cache.get_many([b"k"]) == [None]
     assert time.perf_counter() - started < 0.01
     server.start()  # same port; no persistence, so "k" is gone
-    assert cache.get_many(["k"]) == [None]  # still within retry_seconds
+    assert cache.get_many([b"k"]) == [None]  # still within retry_seconds
     clock.now += 5
     assert cache.available
-    cache.put_many([("k", ANSWER)])
-    assert cache.get_many(["k"]) == [ANSWER]
+    cache.put_many([(b"k", ANSWER)])
+    assert cache.get_many([b"k"]) == [ANSWER]
 
 
 def test_tiered_cache_survives_redis_down(server: RedisServer) -> None:
     tiered = TieredCache(InProcessCache(10), RedisCache(server.url, 60))
     server.stop()
-    tiered.put_many([("k", ANSWER)])
-    assert tiered.get_many(["k", "x"]) == [ANSWER, None]
+    tiered.put_many([(b"k", ANSWER)])
+    assert tiered.get_many([b"k", b"x"]) == [ANSWER, None]
+
+
+def test_redis_key_names_hold_no_feature_value(server: RedisServer) -> None:
+    key = record_key("v1", {"secret_feature": 123456.789})
+    RedisCache(server.url, 60).put_many([(key, ANSWER)])
+    (name,) = server.client().keys("*")
+    assert name.decode() == redis_key(key)
+    digest = name.decode().removeprefix(KEY_PREFIX)
+    assert len(digest) == 64 and set(digest) <= set("0123456789abcdef")
 
 
 def test_make_cache_follows_settings(server: RedisServer) -> None:

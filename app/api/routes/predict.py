@@ -185,7 +185,9 @@ def render(model_version: str, result: Outcome, probabilities: bool, request_id:
         {
             "model_version": model_version,
             "predictions": result.predictions,
-            "probabilities": result.probabilities if probabilities else None,
+            "probabilities": list(result.probabilities)
+            if probabilities and result.probabilities is not None
+            else None,
             "request_id": request_id,
             "fallback": result.fallback_reason is not None,
             "fallback_reason": result.fallback_reason,

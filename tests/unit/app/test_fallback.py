@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import struct
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 
 import pytest
 
-from app.services.fallback import Answer, InProcessCache, record_key, record_keys
+from app.services.fallback import (
+    PREFIX_BYTES,
+    Answer,
+    InProcessCache,
+    record_key,
+    record_keys,
+)
 from app.services.inference import NoFallbackError, Predictor
 from app.services.model_store import Prediction
 
@@ -65,26 +72,34 @@ def test_record_key_depends_on_feature_names() -> None:
     assert record_key("v1", {"a": 1.0, "b": 2.0}) != record_key("v1", {"a": 1.0, "c": 2.0})
 
 
-def test_record_key_holds_no_feature_value() -> None:
-    key = record_key("v1", {"secret_feature": 123456.789})
-    assert len(key) == 64
-    assert "123456" not in key and "secret" not in key
+def test_record_key_is_prefix_and_float64_row() -> None:
+    key = record_key("v1", {"b": 2.0, "secret_feature": 123456.789})
+    assert len(key) == PREFIX_BYTES + 16
+    assert key[PREFIX_BYTES:] == struct.pack("<dd", 2.0, 123456.789)  # in sorted-name order
+    assert b"secret" not in key and b"v1" not in key
+
+
+def test_categorical_record_keys_differ_from_numeric_ones() -> None:
+    mixed = record_key("v1", {"a": "1.0"})
+    numeric = record_key("v1", {"a": 1.0})
+    assert mixed != numeric
+    assert mixed == record_key("v1", {"a": "1.0"})
 
 
 def test_cache_evicts_least_recently_used() -> None:
     cache = InProcessCache(2)
     first, second, third = (Answer(prediction=n) for n in (1.0, 2.0, 3.0))
-    cache.put_many([("k1", first), ("k2", second)])
-    assert cache.get_many(["k1"]) == [first]  # k1 is now the most recent
-    cache.put_many([("k3", third)])
-    assert cache.get_many(["k1", "k2", "k3"]) == [first, None, third]
+    cache.put_many([(b"k1", first), (b"k2", second)])
+    assert cache.get_many([b"k1"]) == [first]  # k1 is now the most recent
+    cache.put_many([(b"k3", third)])
+    assert cache.get_many([b"k1", b"k2", b"k3"]) == [first, None, third]
     assert len(cache) == 2
 
 
 def test_cache_of_size_zero_keeps_nothing() -> None:
     cache = InProcessCache(0)
-    cache.put_many([("k", Answer(prediction=1.0))])
-    assert cache.get_many(["k"]) == [None]
+    cache.put_many([(b"k", Answer(prediction=1.0))])
+    assert cache.get_many([b"k"]) == [None]
 
 
 def test_fresh_answer_populates_cache(model: FakeModel) -> None:
@@ -93,7 +108,7 @@ def test_fresh_answer_populates_cache(model: FakeModel) -> None:
     assert outcome.fallback_reason is None
     assert outcome.predictions == ["label-1"]
     cached = predictor.cache.get_many([record_key("v1", RECORD)])
-    assert cached == [Answer(prediction="label-1", probabilities={"x": 0.25, "y": 0.75})]
+    assert cached == [Answer.of("label-1", {"x": 0.25, "y": 0.75})]
 
 
 def test_timeout_answers_from_cache(model: FakeModel) -> None:
@@ -156,7 +171,7 @@ def test_model_error_with_nothing_to_fall_back_on(model: FakeModel) -> None:
 
 
 def test_partial_cache_hit_uses_default_for_the_rest(model: FakeModel) -> None:
-    predictor = make_predictor(default=Answer(prediction="unknown", probabilities={"x": 1.0}))
+    predictor = make_predictor(default=Answer.of("unknown", {"x": 1.0}))
     predictor.predict(model, [RECORD])
     model.release.clear()
     outcome = predictor.predict(model, [RECORD, {"a": 9.0, "b": 9.0}])
