@@ -1,13 +1,18 @@
 """Model calls of concurrent requests, coalesced: one pool handoff and one model call for the
-requests that queued while the pool threads were busy.
+requests that queued while a model call ran.
 
 A handoff to a pool thread and back costs tens of microseconds of CPU (queue, thread wake-up,
-GIL, the event loop's self-pipe), more than the model itself takes for a few records. Requests
-on one event loop call ``Coalescer.predict``; while fewer than ``threads`` model calls run, a
-request's records go to the pool at once (alone, at low load); otherwise they wait in a queue,
-and when a call finishes everything queued for the same model goes in one call (up to
-``max_rows`` records). Each request still waits only until its own deadline: past it,
-``predict`` raises ``TimeoutError``, and a request that times out while queued is never run.
+GIL, the event loop's wake-up), more than the model itself takes for a few records. Requests on
+one event loop call ``Coalescer.predict``. With no model call running, a request's records go to
+the pool at once (alone, at low load). While one runs, requests wait in a queue, and when it
+finishes everything queued for the same model goes in one call (up to ``max_rows`` records).
+
+The pool's other threads are spares: one more call starts only once the oldest running call
+has run for ``spare_after`` seconds, so a model stuck on one input does not hold up the
+requests queued behind it, while a fast model answers the whole queue with one call and one
+handoff instead of spreading it over several. Each request still waits only until its own
+deadline: past it, ``predict`` raises ``TimeoutError``, and a request that times out while
+queued is never run.
 
 If a combined call raises, each request's records are predicted again on their own, so one
 request's failure is never another's.
@@ -44,14 +49,24 @@ class _Job:
 
 
 class Coalescer:
-    """Runs model calls for one event loop in ``pool``, at most ``threads`` at a time."""
+    """Runs model calls for one event loop in ``pool``, at most ``threads`` at a time, the
+    second and later ones only while the oldest running call is older than ``spare_after``
+    seconds."""
 
-    def __init__(self, pool: ThreadPoolExecutor, threads: int, max_rows: int = 1000) -> None:
+    def __init__(
+        self,
+        pool: ThreadPoolExecutor,
+        threads: int,
+        max_rows: int = 1000,
+        spare_after: float = 0.005,
+    ) -> None:
         self._pool = pool
         self._threads = threads
         self.max_rows = max_rows
+        self.spare_after = spare_after
         self._queue: deque[_Job] = deque()
-        self._running = 0  # calls handed to the pool and not yet back (event loop only)
+        self._started: list[float] = []  # per running call, when it was handed to the pool
+        self._spare_timer: asyncio.TimerHandle | None = None
         self._kick_due = False
         self._loop: tuple[asyncio.AbstractEventLoop, int] | None = None
 
@@ -83,28 +98,48 @@ class Coalescer:
         self._loop = (loop, threading.get_ident())
         return loop
 
+    @property
+    def _running(self) -> int:
+        """Calls handed to the pool and not yet back (event loop only)."""
+        return len(self._started)
+
     def _kick_soon(self, loop: asyncio.AbstractEventLoop) -> None:
         """Dispatch at the next loop iteration, so the requests ready in this one queue their
-        records first and share the call."""
-        if self._queue and self._running < self._threads and not self._kick_due:
-            self._kick_due = True
-            loop.call_soon(self._kick, loop)
+        records first and share the call. While a call runs, the spare timer (if set) or the
+        call's end dispatches instead."""
+        if not self._queue or self._kick_due or self._running >= self._threads:
+            return
+        if self._running and self._spare_timer is not None:
+            return
+        self._kick_due = True
+        loop.call_soon(self._kick, loop)
 
     def _kick(self, loop: asyncio.AbstractEventLoop) -> None:
         self._kick_due = False
         while self._queue and self._running < self._threads:
+            if self._running:
+                wait = min(self._started) + self.spare_after - time.monotonic()
+                if wait > 0:  # the running call is young: the queue waits for its end
+                    if self._spare_timer is None:
+                        self._spare_timer = loop.call_later(wait, self._spare_due, loop)
+                    return
             self._dispatch(loop)
+
+    def _spare_due(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._spare_timer = None
+        self._kick(loop)
 
     def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
         jobs = self._take()
         if not jobs:
             return
-        self._running += 1
+        started = time.monotonic()
+        self._started.append(started)
         call = self._pool.submit(_run, jobs[0].model, [job.records for job in jobs])
 
         def back(done: Future[list[Prediction | Exception]]) -> None:
             with suppress(RuntimeError):  # the loop is closed: nobody waits for these answers
-                loop.call_soon_threadsafe(self._finished, loop, jobs, done)
+                loop.call_soon_threadsafe(self._finished, loop, jobs, done, started)
 
         call.add_done_callback(back)
 
@@ -132,8 +167,12 @@ class Coalescer:
         loop: asyncio.AbstractEventLoop,
         jobs: list[_Job],
         done: Future[list[Prediction | Exception]],
+        started: float,
     ) -> None:
-        self._running -= 1
+        self._started.remove(started)
+        if self._spare_timer is not None:  # the queue goes to this thread now, or the timer is
+            self._spare_timer.cancel()  # set again from the oldest call still running
+            self._spare_timer = None
         try:
             results = done.result()
         except BaseException as exc:  # cancelled at shutdown, or a bug in _run

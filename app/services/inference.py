@@ -77,7 +77,10 @@ class Predictor:
         self.budget_s = budget_ms / 1000
         self.default = default
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="berth-infer")
-        self._coalescer = Coalescer(self._pool, threads)
+        # A spare thread takes queued requests once a call has run for a tenth of the budget.
+        self._coalescer = Coalescer(
+            self._pool, threads, spare_after=min(0.005, self.budget_s / 10)
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -112,6 +112,46 @@ def test_other_models_get_their_own_call(pool: ThreadPoolExecutor) -> None:
     assert old.calls == [1, 1, 1] and new.calls == [1]  # in arrival order, never mixed
 
 
+class StuckFirst:
+    """The first call blocks until released; later calls answer at once."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[float]] = []
+        self.release = threading.Event()
+
+    def predict(self, records: Sequence[Mapping[str, float]]) -> Prediction:
+        self.calls.append([record["a"] for record in records])
+        if len(self.calls) == 1:
+            self.release.wait(5)
+        return Prediction([f"x{record['a']:g}" for record in records], None)
+
+
+def test_a_spare_thread_serves_the_queue_only_behind_a_slow_call() -> None:
+    model = StuckFirst()
+    with ThreadPoolExecutor(max_workers=2) as two:
+        coalescer = Coalescer(two, threads=2, spare_after=0.3)
+
+        async def scenario() -> tuple[list[list[float]], list[list[float]], list[Prediction]]:
+            deadline = time.monotonic() + 5
+            stuck = asyncio.ensure_future(coalescer.predict(model, batch(1), deadline))
+            await asyncio.sleep(0.05)
+            queued = [
+                asyncio.ensure_future(coalescer.predict(model, batch(v), deadline)) for v in (2, 3)
+            ]
+            await asyncio.sleep(0.1)
+            young = [list(call) for call in model.calls]  # the first call is 0.15 s old
+            answers = await asyncio.gather(*queued)  # the spare thread, at 0.3 s
+            spared = [list(call) for call in model.calls]
+            model.release.set()
+            await stuck
+            return young, spared, answers
+
+        young, spared, answers = asyncio.run(scenario())
+    assert young == [[1.0]]  # not yet: the queue waits for the running call
+    assert spared == [[1.0], [2.0, 3.0]]  # then one call for the whole queue
+    assert [a.predictions for a in answers] == [["x2"], ["x3"]]
+
+
 def test_joined_batches_keep_their_matrices() -> None:
     parts = [batch(1, 2), batch(3)]
     for part in parts:
