@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
+from operator import itemgetter
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 
 
 PREFIX_BYTES = 16
+# Up to this many records, keys are packed row by row; beyond, cut from one numpy buffer.
+FEW_RECORDS = 8
 
 
 class Answer(NamedTuple):
@@ -77,30 +81,46 @@ def record_keys(model_version: str, records: Sequence[Mapping[str, float | str]]
     if not records:
         return []
     values = None
-    if isinstance(records, Batch) and records.numeric and records[0].keys() == set(records.names):
+    order: list[int] | None = None
+    if (
+        isinstance(records, Batch)
+        and records.numeric
+        and records[0].keys() == _name_set(records.names)
+    ):
         names, order = _sorted_columns(records.names)
         values = records.columns(records.names)
-        if values is not None and order is not None:
-            values = values[:, order]
     else:
         names = tuple(sorted(records[0]))
     prefix = _prefix(model_version, names)
     if not names:
         return [prefix] * len(records)
     if values is None:
+        order = None  # the rows below are in sorted-name order already
         rows = [[record[name] for name in names] for record in records]
         if any(isinstance(value, str) for row in rows for value in row):
             return _mixed_keys(prefix, rows)
         values = np.array(rows, np.float64)
+    values = values + 0.0  # -0.0 becomes 0.0, so the two spellings of zero share a key
+    if len(values) <= FEW_RECORDS:  # a few rows: packing each beats numpy's per-call overhead
+        pack = _packer(len(names))
+        if order is None:
+            return [prefix + pack(*row) for row in values.tolist()]
+        pick = itemgetter(*order)
+        return [prefix + pack(*pick(row)) for row in values.tolist()]
+    if order is not None:
+        values = values[:, order]
     # One buffer of all keys, cut into one bytes object per record: the prefix, then the row.
-    # + 0.0 turns -0.0 into 0.0, so the two spellings of zero share a key.
-    count = len(values)
-    keys = np.empty((count, len(prefix) + 8 * len(names)), np.uint8)
+    keys = np.empty((len(values), len(prefix) + 8 * len(names)), np.uint8)
     keys[:, : len(prefix)] = np.frombuffer(prefix, np.uint8)
-    keys[:, len(prefix) :] = np.ascontiguousarray(values + 0.0, np.float64).view(np.uint8)
+    keys[:, len(prefix) :] = np.ascontiguousarray(values, np.float64).view(np.uint8)
     data = keys.tobytes()
     width = keys.shape[1]
     return [data[start : start + width] for start in range(0, len(data), width)]
+
+
+@lru_cache(maxsize=16)
+def _name_set(names: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(names)
 
 
 @lru_cache(maxsize=16)  # a worker serves one model (two during a reload)
@@ -109,6 +129,12 @@ def _sorted_columns(names: tuple[str, ...]) -> tuple[tuple[str, ...], list[int] 
     when it is sorted already)."""
     ordered = tuple(sorted(names))
     return ordered, None if ordered == names else [names.index(name) for name in ordered]
+
+
+@lru_cache(maxsize=16)
+def _packer(width: int) -> Callable[..., bytes]:
+    """Packs ``width`` floats as little-endian float64, as the matrix's bytes are here."""
+    return struct.Struct(f"<{width}d").pack
 
 
 @lru_cache(maxsize=16)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.services.fallback import record_keys
+from app.services.fallback import FEW_RECORDS, record_keys
 from app.services.records import Batch, matrix
 
 NAMES = ["b", "a", "c"]
@@ -34,6 +34,18 @@ def test_fallback_keys_of_a_batch_match_those_of_plain_records() -> None:
     assert record_keys("v1", batch) == [record_keys("v1", [r])[0] for r in RECORDS]
     folded = Batch([{"b": 2.0, "a": 1.0, "c": 0.0}], NAMES, numeric=True)
     assert record_keys("v1", folded)[0] == record_keys("v1", batch)[0]  # -0.0 is 0.0
+
+
+def test_small_and_large_batches_give_the_same_keys() -> None:
+    """Up to FEW_RECORDS records keys are packed row by row, beyond cut from one buffer."""
+    many = [
+        {"b": i / 3, "a": -i * 1e10, "c": -0.0 if i % 2 else 0.0} for i in range(FEW_RECORDS + 5)
+    ]
+    large = record_keys("v1", Batch(many, NAMES, numeric=True))
+    assert len(large) == len(many) > FEW_RECORDS
+    assert large == record_keys("v1", many)  # plain records, looked up by name
+    assert large == [record_keys("v1", Batch([r], NAMES, numeric=True))[0] for r in many]
+    assert len(set(large)) == len(many)
 
 
 def test_records_not_in_feature_order_are_looked_up_by_name() -> None:
