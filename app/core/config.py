@@ -71,7 +71,9 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
         description="Threads per worker that run inference (a bounded pool, off the event loop). "
-        "Requests beyond them wait in a queue, and fall back if their budget runs out there.",
+        "One call runs at a time; the others are spares for when a call takes longer than a "
+        "tenth of the budget. Requests wait in a queue, and fall back if their budget runs out "
+        "there.",
     )
     fallback_cache_size: int = Field(
         default=10_000,
