@@ -22,7 +22,6 @@ from app.services.fallback import Answer, FallbackCache, record_keys
 from app.services.manifest import Manifest
 from app.services.model_store import Prediction
 from app.services.observation import Observer
-from app.services.probabilities import Probabilities
 
 log = logging.getLogger("berth.inference")
 
@@ -141,11 +140,8 @@ class Predictor:
         answers: Iterable[Answer]
         if probabilities is None:
             answers = map(Answer, predictions)
-        elif isinstance(probabilities, Probabilities):  # a loaded model's: rows, no dicts
-            classes = probabilities.classes
-            answers = map(Answer, predictions, probabilities.rows, repeat(classes))
-        else:
-            answers = map(Answer.of, predictions, probabilities)
+        else:  # rows as the model gave them: no dict per record
+            answers = map(Answer, predictions, probabilities.rows, repeat(probabilities.classes))
         self.cache.put_many(list(zip(keys, answers, strict=True)))
 
     def _fallback(self, keys: Sequence[bytes], reason: FallbackReason) -> Outcome:

@@ -68,12 +68,11 @@ class GoldenMismatchError(BundleError):
 
 @dataclass(frozen=True)
 class Prediction:
-    """Per record, the prediction, and the class probabilities of a classifier: from a loaded
-    model a ``Probabilities`` (rows as the model gave them), from anything else any sequence of
-    ``{class: probability}`` dicts."""
+    """Per record, the prediction, and a classifier's class probabilities (the model's rows;
+    ``Probabilities.of`` makes them from ``{class: probability}`` dicts)."""
 
     predictions: list[str] | list[float]
-    probabilities: Sequence[dict[str, float]] | None
+    probabilities: Probabilities | None
 
 
 class LoadedModel:

@@ -12,6 +12,7 @@ import pytest
 
 from app.services.coalescing import Coalescer
 from app.services.model_store import Prediction
+from app.services.probabilities import Probabilities
 from app.services.records import Batch
 
 
@@ -30,7 +31,7 @@ class Echo:
             raise ValueError("unlucky")
         return Prediction(
             predictions=[f"x{record['a']:g}" for record in records],
-            probabilities=[{"p": record["a"]} for record in records],
+            probabilities=Probabilities.of([{"p": record["a"]} for record in records]),
         )
 
 

@@ -17,6 +17,7 @@ from app.services.fallback import (
 )
 from app.services.inference import NoFallbackError, Predictor
 from app.services.model_store import Prediction
+from app.services.probabilities import Probabilities
 
 RECORD = {"a": 1.0, "b": 2.5}
 
@@ -38,7 +39,7 @@ class FakeModel:
             raise self.error
         return Prediction(
             predictions=[f"label-{record['a']:g}" for record in records],
-            probabilities=[{"x": 0.25, "y": 0.75} for _ in records],
+            probabilities=Probabilities.of([{"x": 0.25, "y": 0.75} for _ in records]),
         )
 
 
