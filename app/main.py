@@ -10,10 +10,11 @@ from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
+from starlette.types import ASGIApp
 
 from app.api.errors import unhandled_error_handler, validation_error_handler
 from app.api.fast_path import PATH as PREDICT_PATH
-from app.api.fast_path import PredictFastPath
+from app.api.fast_path import PredictShortcut
 from app.api.main import routers
 from app.api.routes import predict
 from app.core import metrics
@@ -81,12 +82,24 @@ def operation_id(route: APIRoute) -> str:
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
 
 
+class BerthAPI(FastAPI):
+    """FastAPI with ``outside`` wrapped around its whole middleware stack, error handling
+    included: there, the request context (id, access log, metrics) also covers the answers of
+    the error handlers, and the predict fast path skips every FastAPI layer."""
+
+    outside: Callable[[ASGIApp], ASGIApp] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return stack if self.outside is None else self.outside(stack)
+
+
 def create_app(settings: Settings | None = None, store: ModelStore | None = None) -> FastAPI:
     """The app; ``store`` replaces the model store built from ``settings`` (tests)."""
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_format, settings.log_flush_ms / 1000)
     metrics.configure(settings.metrics_flush_ms / 1000)
-    app = FastAPI(
+    app = BerthAPI(
         title="Berth",
         summary="Predictions from a verified model bundle.",
         lifespan=make_lifespan(settings, store),
@@ -95,13 +108,17 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         # skip FastAPI's per-request check for configured OpenTelemetry providers.
         telemetry=NO_TELEMETRY,
     )
-    app.state.keyring = KeyRing(settings.api_keys_file)
+    keyring = app.state.keyring = KeyRing(settings.api_keys_file)
     for router in routers:
         app.include_router(router)
-    # The last added runs first: request context, body limit, then the predict fast path.
-    app.add_middleware(PredictFastPath, route=route_of(predict.router, PREDICT_PATH, "POST"))
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware)
+    shortcut = PredictShortcut(
+        route_of(predict.router, PREDICT_PATH, "POST"), keyring, settings.max_body_bytes
+    )
+    # Outermost first: request context (with the predict shortcut), body limit, then FastAPI's
+    # own stack (500 handler, exception handlers, routing).
+    app.outside = lambda stack: RequestContextMiddleware(
+        BodyLimitMiddleware(stack, max_bytes=settings.max_body_bytes), shortcut
+    )
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(Exception, unhandled_error_handler)
     return app

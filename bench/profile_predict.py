@@ -1,10 +1,12 @@
 """Profile the predict path in process, without network: the ASGI app called directly.
 
-    python -m bench.profile_predict [--rows 1] [--requests 3000] [--profile]
+    python -m bench.profile_predict [--rows 1] [--requests 3000] [--concurrency 1] [--profile]
 
 Prints wall and CPU microseconds per request (mean of the timed loop; CPU time is the figure
-to compare on a busy machine); with ``--profile``, the cProfile top
-entries by cumulative time. Use it for before/after comparisons of the hot path.
+to compare on a busy machine). ``--concurrency N`` keeps N requests in flight, as N keep-alive
+connections to one worker would, so concurrent requests share model calls (coalescing). With
+``--profile``, the cProfile top entries by cumulative time. Use it for before/after
+comparisons of the hot path.
 """
 
 from __future__ import annotations
@@ -16,17 +18,15 @@ import json
 import logging
 import os
 import pstats
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from app.core.config import Settings
-from app.main import create_app
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
-async def run(app: Any, body: bytes, requests: int) -> tuple[float, float]:
+async def run(app: Any, body: bytes, requests: int, concurrency: int) -> tuple[float, float]:
     """Wall and CPU (this process, all threads) microseconds per request."""
     scope = {
         "type": "http",
@@ -38,7 +38,11 @@ async def run(app: Any, body: bytes, requests: int) -> tuple[float, float]:
         "raw_path": b"/v1/predict",
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"host", b"bench")],
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"host", b"bench"),
+        ],
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),
     }
@@ -68,11 +72,18 @@ async def run(app: Any, body: bytes, requests: int) -> tuple[float, float]:
         )
     )
     await started.wait()
-    for _ in range(200):  # warm up
-        await app({**scope, "state": dict(state)}, receive, send)
+
+    async def client(count: int) -> None:
+        for _ in range(count):
+            await app({**scope, "state": dict(state)}, receive, send)
+
+    async def clients(total: int) -> None:
+        share, extra = divmod(total, concurrency)
+        await asyncio.gather(*(client(share + (i < extra)) for i in range(concurrency)))
+
+    await clients(200)  # warm up
     begin, cpu_begin = time.perf_counter(), time.process_time()
-    for _ in range(requests):
-        await app({**scope, "state": dict(state)}, receive, send)
+    await clients(requests)
     elapsed, cpu = time.perf_counter() - begin, time.process_time() - cpu_begin
     await lifespan_queue.put({"type": "lifespan.shutdown"})
     await lifespan
@@ -84,9 +95,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1)
     parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=1, help="requests in flight")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--bundle", type=Path, default=ROOT / "models" / "wine-classifier")
     args = parser.parse_args()
+    # As on a server: metrics in multiprocess mode (prometheus_client picks its value class at
+    # import, so before the app is imported), written in batches (BERTH_METRICS_FLUSH_MS).
+    metrics_dir = tempfile.TemporaryDirectory(prefix="berth-profile-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir.name
+    from app.core.config import Settings
+    from app.main import create_app
+
     manifest = json.loads((args.bundle / "manifest.json").read_text())
     body = json.dumps({"records": [manifest["golden"][0]["input"]] * args.rows}).encode()
     app = create_app(Settings(model_dir=args.bundle, log_level="INFO"))
@@ -96,11 +115,14 @@ def main() -> None:
     if args.profile:
         profiler = cProfile.Profile()
         profiler.enable()
-    wall, cpu = asyncio.run(run(app, body, args.requests))
+    wall, cpu = asyncio.run(run(app, body, args.requests, args.concurrency))
     if args.profile:
         profiler.disable()
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
-    print(f"{args.rows} row(s): {wall:.0f} us wall, {cpu:.0f} us CPU per request")
+    print(
+        f"{args.rows} row(s), {args.concurrency} in flight: "
+        f"{wall:.0f} us wall, {cpu:.0f} us CPU per request"
+    )
 
 
 if __name__ == "__main__":

@@ -53,8 +53,16 @@ def failed_field(loc: list[object], error_type: str) -> str:
 
 async def unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
     request_id = getattr(request.state, "request_id", None)
-    log.error("unhandled error", exc_info=exc, extra={"request_id": request_id})
+    log_unhandled(exc, request_id)
     return JSONResponse(
-        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
-        content={"detail": "internal error; see the server log", "request_id": request_id},
+        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR, content=internal_error(request_id)
     )
+
+
+def log_unhandled(exc: Exception, request_id: str | None) -> None:
+    log.error("unhandled error", exc_info=exc, extra={"request_id": request_id})
+
+
+def internal_error(request_id: str | None) -> dict[str, str | None]:
+    """The body of a 500: nothing about the error itself (the log has it)."""
+    return {"detail": "internal error; see the server log", "request_id": request_id}

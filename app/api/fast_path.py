@@ -1,47 +1,51 @@
-"""The fast path of ``POST /v1/predict``: an ASGI middleware in front of FastAPI's routing.
+"""The fast path of ``POST /v1/predict``: a shortcut the request-context middleware takes in
+place of FastAPI (``app.core.middleware.Shortcut``).
 
-It reads the body, and when ``predict.fast_input`` accepts the request (see
-``app.api.routes.predict``) answers it directly; otherwise it hands the request, body included,
-to the app, whose route then answers it (errors included). Placed inside the request-context and
-body-limit middlewares, so request ids, access log, metrics and the body limit apply as to any
-request. Saves FastAPI's per-request routing, exception and exit-stack layers, the request
-object and the dependency resolution: a large share of a one-record request's CPU time.
+Offered the whole body of a usual request (``predict.fast_input`` accepts it, see
+``app.api.routes.predict``), it answers it; anything else goes on to FastAPI, body included,
+whose route then answers it (errors included). The request id, access log, metrics and body
+limit apply as to any request. Saves FastAPI's middleware, routing, exception and exit-stack
+layers, the request object and the dependency resolution: a large share of a one-record
+request's CPU time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi import HTTPException
 from fastapi.responses import JSONResponse
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
+from app.api import errors
 from app.api.routes import predict
+from app.core.body_limit import content_length
+from app.core.middleware import Headers
+from app.services.auth import KeyRing
 
 PATH = "/v1/predict"
 JSON_CONTENT_TYPE = (b"content-type", b"application/json")
 
 
-class PredictFastPath:
-    def __init__(self, app: ASGIApp, route: BaseRoute) -> None:
-        self.app = app
+class PredictShortcut:
+    def __init__(self, route: BaseRoute, keyring: KeyRing, max_bytes: int) -> None:
         self.route = route  # the route the access log and metrics name the request by
+        self.keyring = keyring
+        self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        message: Message = {"type": "http.request", "more_body": True}
-        while message.get("more_body", False):
-            message = await receive()
-            if message["type"] != "http.request":
-                break  # the client went away: let the app see it
-            chunks.append(message.get("body", b""))
-        body = b"".join(chunks)
-        fast = predict.fast_input(scope, body) if message["type"] == "http.request" else None
+    def takes(self, scope: Scope) -> bool:
+        """``POST /v1/predict`` with a declared body size within the limit (the server reads no
+        further). Other bodies go to the app, whose body limit refuses or counts them."""
+        if scope["path"] != PATH or scope["method"] != "POST":
+            return False
+        size = content_length(scope)
+        return size is not None and size <= self.max_bytes
+
+    async def answer(self, scope: Scope, body: bytes) -> tuple[int, Headers, bytes] | None:
+        fast = predict.fast_input(scope, body, self.keyring)
         if fast is None:
-            await self.app(scope, _replay(body, message, receive), send)
-            return
+            return None
         scope["route"] = self.route
         model, parsed, probabilities = fast
         state = scope["state"]
@@ -50,26 +54,18 @@ class PredictFastPath:
                 model, state["predictor"], parsed.records, probabilities, state["request_id"]
             )
         except HTTPException as exc:  # as FastAPI's handler of HTTPException answers it
-            response = JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)
-            await response(scope, receive, send)
-            return
+            return _json(exc.status_code, {"detail": exc.detail}, exc.headers)
+        except Exception as exc:  # as the app's handler of unexpected errors answers them
+            request_id = state["request_id"]
+            errors.log_unhandled(exc, request_id)
+            return _json(500, errors.internal_error(request_id))
         # What Response(content, media_type="application/json") sends, without building one.
-        headers = [(b"content-length", str(len(content)).encode()), JSON_CONTENT_TYPE]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": content})
+        return 200, [(b"content-length", str(len(content)).encode()), JSON_CONTENT_TYPE], content
 
 
-def _replay(body: bytes, last: Message, receive: Receive) -> Receive:
-    """``receive`` for the app: the body already read (or the disconnect), then the rest."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            if last["type"] != "http.request":
-                return last
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
+def _json(
+    status: int, content: object, headers: Mapping[str, str] | None = None
+) -> tuple[int, Headers, bytes]:
+    """What ``JSONResponse(content, status, headers)`` sends (errors only: not a hot path)."""
+    response = JSONResponse(content, status, headers)
+    return status, list(response.raw_headers), bytes(response.body)

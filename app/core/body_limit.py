@@ -10,6 +10,8 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.body import replay
+
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -23,7 +25,7 @@ class BodyLimitMiddleware:
             # No route reads the body of other methods, so nothing is buffered or parsed.
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared = content_length(scope)
         if declared is not None and declared > self.max_bytes:
             await self._refuse(send)
             return
@@ -33,8 +35,8 @@ class BodyLimitMiddleware:
             return
         chunks: list[bytes] = []
         size = 0
-        more = True
-        while more:
+        message: Message = {"type": "http.request", "more_body": True}
+        while message.get("more_body", False):
             message = await receive()
             if message["type"] != "http.request":
                 break  # client went away: let the app see the disconnect
@@ -44,18 +46,7 @@ class BodyLimitMiddleware:
                 await self._refuse(send)
                 return
             chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replay(b"".join(chunks), message, receive), send)
 
     async def _refuse(self, send: Send) -> None:
         content = json.dumps(
@@ -78,7 +69,7 @@ class BodyLimitMiddleware:
         await send({"type": "http.response.body", "body": content})
 
 
-def _content_length(scope: Scope) -> int | None:
+def content_length(scope: Scope) -> int | None:
     for name, value in scope.get("headers", []):
         if name == b"content-length":
             try:

@@ -42,6 +42,23 @@ _SECOND = "%Y-%m-%dT%H:%M:%S"
 _second: list[Any] = [None, ""]
 
 
+# A record made with its extras known (the access log: ``app.core.middleware.log_request``)
+# carries them under this attribute, so formatting needs no scan of the record's attributes.
+EXTRAS_ATTR = "_berth_extras"
+
+
+def extras_of(record: logging.LogRecord) -> dict[str, Any]:
+    """What was passed with ``extra=``: the attributes a plain ``LogRecord`` does not have."""
+    known: dict[str, Any] | None = record.__dict__.get(EXTRAS_ATTR)
+    if known is not None:
+        return known
+    return {
+        key: value
+        for key, value in vars(record).items()
+        if key not in _STANDARD_ATTRS and key[:1] != "_"
+    }
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, message, then the record's extras."""
 
@@ -52,13 +69,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update(
-            {
-                key: value
-                for key, value in vars(record).items()
-                if key not in _STANDARD_ATTRS and key[:1] != "_"
-            }
-        )
+        entry.update(extras_of(record))
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
         # pydantic-core's encoder: compact, UTF-8, several times faster than json.dumps; what
@@ -70,11 +81,7 @@ class TextFormatter(logging.Formatter):
     """``time level logger: message key=value ...``"""
 
     def format(self, record: logging.LogRecord) -> str:
-        extras = " ".join(
-            f"{key}={value}"
-            for key, value in vars(record).items()
-            if key not in _STANDARD_ATTRS and not key.startswith("_")
-        )
+        extras = " ".join(f"{key}={value}" for key, value in extras_of(record).items())
         line = f"{self.formatTime(record)} {record.levelname} {record.name}: {record.getMessage()}"
         line = f"{line} {extras}" if extras else line
         if record.exc_info:

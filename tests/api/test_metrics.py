@@ -66,6 +66,9 @@ def test_predictions_are_counted_by_version_and_class(
     before = _sample("berth_predictions_total", **labels)
     assert client.post("/v1/predict", json={"records": records}).status_code == 200
     assert _sample("berth_predictions_total", **labels) == before + expected.count(label)
+    # One record (counted without tallying classes first)
+    assert client.post("/v1/predict", json={"records": records[:1]}).status_code == 200
+    assert _sample("berth_predictions_total", **labels) == before + expected.count(label) + 1
 
 
 def test_validation_failures_are_counted_by_field(

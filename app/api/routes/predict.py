@@ -3,10 +3,11 @@ pool, awaited, so no extra thread handoff per request.
 
 Two ways to the same answers:
 
-- the fast path (``PredictFastPath``, an ASGI middleware in front of FastAPI's routing), for the
-  usual request (a key allowed to predict, or an open API; a loaded model; a JSON body; no query
-  parameter but a valid ``probabilities``): one pydantic-core call parses and checks the raw body
-  (``InputValidator.parse_json``); no FastAPI routing, dependency or request model;
+- the fast path (``PredictShortcut``, taken by the request-context middleware in front of
+  FastAPI), for the usual request (a key allowed to predict, or an open API; a loaded model; a
+  JSON body; no query parameter but a valid ``probabilities``): one pydantic-core call parses
+  and checks the raw body (``InputValidator.parse_json``); no FastAPI middleware, routing,
+  dependency or request model;
 - everything else goes to ``predict`` below, FastAPI's route: body parsing, the dependencies
   (API key, model, validator), the request model and the record checks, in that order, with
   their errors, exactly as declared in the OpenAPI document.
@@ -100,7 +101,9 @@ async def predict(
 _FAST_HEADERS = frozenset({b"x-api-key", b"authorization", b"content-type"})
 
 
-def fast_input(scope: Scope, body: bytes) -> tuple[LoadedModel, ParsedInput, bool] | None:
+def fast_input(
+    scope: Scope, body: bytes, keyring: KeyRing
+) -> tuple[LoadedModel, ParsedInput, bool] | None:
     """The model, the checked rows and the probabilities flag of a usual request; None when
     anything is unusual or wrong (the reference path then answers, errors included).
 
@@ -111,7 +114,6 @@ def fast_input(scope: Scope, body: bytes) -> tuple[LoadedModel, ParsedInput, boo
         if name in _FAST_HEADERS:
             headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
     state: dict[str, Any] = scope["state"]
-    keyring: KeyRing = scope["app"].state.keyring
     try:
         state["api_key_name"] = keyring.authorize(api_key_of(headers), SCOPE)
     except AuthError:
@@ -219,12 +221,14 @@ def count_predictions(model: LoadedModel, result: Outcome) -> None:
     fallback = result.fallback_reason is not None
     if result.fallback_reason is not None:
         metrics.pending.inc(metrics.FALLBACKS.labels(result.fallback_reason))
-    if isinstance(model.manifest.output, ClassificationOutput):
-        labels = Counter(map(str, result.predictions))
+    predictions = result.predictions
+    if not isinstance(model.manifest.output, ClassificationOutput):
+        metrics.pending.inc(_predictions_of(model.version, "", fallback), len(predictions))
+    elif len(predictions) == 1:  # most requests: no Counter to build
+        metrics.pending.inc(_predictions_of(model.version, str(predictions[0]), fallback))
     else:
-        labels = Counter({"": len(result.predictions)})
-    for label, count in labels.items():
-        metrics.pending.inc(_predictions_of(model.version, label, fallback), count)
+        for label, count in Counter(map(str, predictions)).items():
+            metrics.pending.inc(_predictions_of(model.version, label, fallback), count)
 
 
 @lru_cache(maxsize=256)  # model versions served by a worker times classes: bounded

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from app.core.logging import JsonFormatter, TextFormatter
+from app.core.logging import EXTRAS_ATTR, JsonFormatter, TextFormatter, extras_of
 
 
 def _record(**extra: object) -> logging.LogRecord:
@@ -131,7 +131,9 @@ def test_access_log_records_are_complete_log_records() -> None:
     assert [record.request_id for record in seen] == ["a", "b"]  # type: ignore[attr-defined]
     for record in seen:
         formatted = {"message", "asctime"}  # set by a formatter (pytest's) once handled
-        assert set(vars(made)) | {"request_id", "status"} == set(vars(record)) - formatted
+        extras = {"request_id", "status", EXTRAS_ATTR}  # the fields, and them as a dict
+        assert set(vars(made)) | extras == set(vars(record)) - formatted
+        assert extras_of(record) == {key: vars(record)[key] for key in ("request_id", "status")}
         assert record.created >= before
         assert record.msecs == int((record.created - int(record.created)) * 1000)
         assert record.process == made.process
