@@ -26,10 +26,13 @@ import numpy as np
 import numpy.typing as npt
 
 from app.services.manifest import CategoricalHistogram, Histogram, Reference
-from app.services.records import matrix
+from app.services.records import matrix, value_getter
 
 PSI_EPSILON = 1e-4
 PENDING_ROWS = 256
+# Up to this many records a request's values are kept as rows of Python floats, turned into
+# one array when folded; more get their own matrix.
+FEW_ROWS = 8
 
 
 def psi(
@@ -154,7 +157,9 @@ class DriftMonitor:
         self._lock = threading.Lock()
         # Recorded but not yet in the windows: moved in at most every PENDING_ROWS rows and
         # before every report (one array write per batch of requests, not per request).
-        self._pending_rows: list[npt.NDArray[np.float64]] = []
+        # A part is a request's matrix, or the value rows of a run of small requests.
+        self._pending_rows: list[npt.NDArray[np.float64] | list[tuple[Any, ...]]] = []
+        self._values = value_getter(tuple(self.features))
         self._pending_count = 0
         self._pending_predictions: list[float] = []
 
@@ -165,10 +170,12 @@ class DriftMonitor:
     ) -> DriftReport | None:
         """Add a request's records (and the model's predictions, None for a fallback); returns
         a new report when one is due (then publish it), else None."""
-        rows: npt.NDArray[np.float64] | None = None
+        rows: npt.NDArray[np.float64] | list[tuple[Any, ...]] | None = None
         if self.features:
             names = self.features
-            if self._numeric:
+            if self._numeric and len(records) <= FEW_ROWS:  # numpy per request costs more
+                rows = list(map(self._values, records))
+            elif self._numeric:
                 rows = matrix(records, names)
             else:
                 binners = self._feature_binners
@@ -178,7 +185,11 @@ class DriftMonitor:
                 )
         with self._lock:
             if rows is not None:
-                self._pending_rows.append(rows)
+                pending = self._pending_rows
+                if isinstance(rows, list) and pending and isinstance(pending[-1], list):
+                    pending[-1].extend(rows)  # one array for a run of small requests
+                else:
+                    pending.append(rows)
                 self._pending_count += len(rows)
             if predictions is not None:
                 self._pending_predictions.extend(self._prediction_binner.codes(predictions))
@@ -198,7 +209,11 @@ class DriftMonitor:
     def _fold(self) -> None:
         """Move the pending rows and predictions into the windows (with the lock held)."""
         if self._pending_rows:
-            rows = self._pending_rows
+            width = len(self.features)
+            rows = [
+                np.array(part, np.float64).reshape(-1, width) if isinstance(part, list) else part
+                for part in self._pending_rows
+            ]
             self._inputs.extend(rows[0] if len(rows) == 1 else np.concatenate(rows))
             self._pending_rows, self._pending_count = [], 0
         if self._pending_predictions:

@@ -15,13 +15,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
-from operator import itemgetter
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from app.services.records import Batch
+from app.services.records import Batch, value_getter
 
 if TYPE_CHECKING:
     from app.core.config import Settings
@@ -80,15 +79,29 @@ def record_keys(model_version: str, records: Sequence[Mapping[str, float | str]]
     """
     if not records:
         return []
+    # A batch of validated records: its names are the records' keys, and it knows whether
+    # every value is numeric (and may have their matrix already).
+    batch = (
+        records
+        if isinstance(records, Batch) and records[0].keys() == _name_set(records.names)
+        else None
+    )
+    if len(records) <= FEW_RECORDS:  # a few rows: packing each beats numpy's per-call overhead
+        names = (
+            _sorted_columns(batch.names)[0] if batch is not None else _sorted(tuple(records[0]))
+        )
+        prefix = _prefix(model_version, names)
+        rows = list(map(value_getter(names), records))
+        if not (batch is not None and batch.numeric) and _any_text(rows):
+            return _mixed_keys(prefix, rows)
+        pack = _packer(len(names))
+        # + 0.0: -0.0 becomes 0.0 (the two spellings of zero share a key), an int a float.
+        return [prefix + pack(*[value + 0.0 for value in row]) for row in rows]
     values = None
     order: list[int] | None = None
-    if (
-        isinstance(records, Batch)
-        and records.numeric
-        and records[0].keys() == _name_set(records.names)
-    ):
-        names, order = _sorted_columns(records.names)
-        values = records.columns(records.names)
+    if batch is not None and batch.numeric:
+        names, order = _sorted_columns(batch.names)
+        values = batch.columns(batch.names)
     else:
         names = tuple(sorted(records[0]))
     prefix = _prefix(model_version, names)
@@ -96,17 +109,11 @@ def record_keys(model_version: str, records: Sequence[Mapping[str, float | str]]
         return [prefix] * len(records)
     if values is None:
         order = None  # the rows below are in sorted-name order already
-        rows = [[record[name] for name in names] for record in records]
-        if any(isinstance(value, str) for row in rows for value in row):
+        rows = list(map(value_getter(names), records))
+        if _any_text(rows):
             return _mixed_keys(prefix, rows)
         values = np.array(rows, np.float64)
     values = values + 0.0  # -0.0 becomes 0.0, so the two spellings of zero share a key
-    if len(values) <= FEW_RECORDS:  # a few rows: packing each beats numpy's per-call overhead
-        pack = _packer(len(names))
-        if order is None:
-            return [prefix + pack(*row) for row in values.tolist()]
-        pick = itemgetter(*order)
-        return [prefix + pack(*pick(row)) for row in values.tolist()]
     if order is not None:
         values = values[:, order]
     # One buffer of all keys, cut into one bytes object per record: the prefix, then the row.
@@ -116,6 +123,15 @@ def record_keys(model_version: str, records: Sequence[Mapping[str, float | str]]
     data = keys.tobytes()
     width = keys.shape[1]
     return [data[start : start + width] for start in range(0, len(data), width)]
+
+
+def _any_text(rows: Sequence[Sequence[object]]) -> bool:
+    return any(isinstance(value, str) for row in rows for value in row)
+
+
+@lru_cache(maxsize=16)
+def _sorted(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted(names))
 
 
 @lru_cache(maxsize=16)

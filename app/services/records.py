@@ -8,7 +8,8 @@ float64 array (in their own column order). ``Batch`` is the list of checked reco
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import lru_cache
 from itertools import chain
 from operator import itemgetter
 from typing import Any
@@ -91,3 +92,15 @@ def build_matrix(
         return np.empty((len(records), 0), np.float64)
     values = list(map(itemgetter(*names), records))
     return np.array(values, np.float64).reshape(len(records), len(names))
+
+
+@lru_cache(maxsize=32)  # a worker serves one model (two during a reload): few name tuples
+def value_getter(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A function giving a record's values of ``names`` as a tuple, in that order: for a few
+    records, cheaper than a matrix (numpy's fixed cost per call is several microseconds)."""
+    if len(names) == 1:  # itemgetter of one name gives the value, not a 1-tuple
+        name = names[0]
+        return lambda record: (record[name],)
+    if not names:
+        return lambda record: ()
+    return itemgetter(*names)

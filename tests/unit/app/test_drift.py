@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from app.services.drift import PSI_EPSILON, Binner, DriftMonitor, RingBuffer, psi
+from app.services.drift import FEW_ROWS, PSI_EPSILON, Binner, DriftMonitor, RingBuffer, psi
 from app.services.manifest import CategoricalHistogram, NumericHistogram, Reference
 
 
@@ -110,6 +110,25 @@ def test_monitor_window_slides() -> None:
     # only the last 4 records (all in bin 1) remain
     assert report.feature_psi["x"] == pytest.approx(psi([50, 50], [0, 4]))
     assert report.prediction_psi is None
+
+
+def test_small_and_large_requests_enter_the_window_in_order() -> None:
+    """Small requests wait as rows of floats, larger ones as their matrix: folded in the order
+    they came, so the window keeps the latest records."""
+    clock = FakeClock()
+    monitor = DriftMonitor(
+        REFERENCE, ["x"], window=6, min_records=1, interval_seconds=5, clock=clock
+    )
+    assert monitor.record([{"x": 0.1}], None) is not None  # the first report: the clock starts
+    for now, value, count in [(1, 1.9, 2), (2, 0.1, FEW_ROWS + 1), (3, 1.9, 3)]:
+        clock.now = now
+        assert monitor.record([{"x": value}] * count, None) is None  # pending
+    clock.now = 5.0
+    report = monitor.record([{"x": 0.1}], None)
+    assert report is not None
+    # the last six: 0.1 0.1 (end of the large request), 1.9 1.9 1.9, 0.1
+    assert report.feature_psi["x"] == pytest.approx(psi([50, 50], [3, 3]))
+    assert report.records == 6
 
 
 def test_reference_histograms_are_checked() -> None:

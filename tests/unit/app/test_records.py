@@ -46,6 +46,11 @@ def test_small_and_large_batches_give_the_same_keys() -> None:
     assert large == record_keys("v1", many)  # plain records, looked up by name
     assert large == [record_keys("v1", Batch([r], NAMES, numeric=True))[0] for r in many]
     assert len(set(large)) == len(many)
+    # Integers, as JSON spells whole numbers: the same keys as their floats, on both paths.
+    whole = [{"b": i, "a": -(2**53) + i, "c": 0} for i in range(FEW_RECORDS + 5)]
+    as_floats = [{name: float(value) for name, value in r.items()} for r in whole]
+    assert record_keys("v1", whole) == record_keys("v1", as_floats)
+    assert [record_keys("v1", [r])[0] for r in whole] == record_keys("v1", as_floats)
 
 
 def test_records_not_in_feature_order_are_looked_up_by_name() -> None:
