@@ -21,6 +21,7 @@ request's failure is never another's.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections import deque
@@ -34,6 +35,10 @@ from app.services.model_store import Prediction
 from app.services.records import Batch
 
 Records = Sequence[Mapping[str, float]]
+
+# A timer may fire this early (uvloop's resolution is a millisecond): a job this close to its
+# deadline counts as past it.
+TIMER_SLACK = 0.001
 
 
 class Predicts(Protocol):
@@ -69,23 +74,56 @@ class Coalescer:
         self._spare_timer: asyncio.TimerHandle | None = None
         self._kick_due = False
         self._loop: tuple[asyncio.AbstractEventLoop, int] | None = None
+        # Jobs not known to be answered, oldest first, and one timer for the earliest deadline
+        # among them (not a timer per request: with uvloop, one costs ~3 us to set and cancel).
+        self._waiting: deque[_Job] = deque()
+        self._expiry: asyncio.TimerHandle | None = None
+        self._expiry_at = math.inf  # the deadline (monotonic) the timer is set for
+        self._expiry_loop: asyncio.AbstractEventLoop | None = None
 
     async def predict(self, model: Predicts, records: Records, deadline: float) -> Prediction:
         """The model's answer for ``records``; ``TimeoutError`` once ``deadline`` (monotonic
         seconds) passed, or the model's exception."""
         loop = self._running_loop()
         answer: asyncio.Future[Prediction] = loop.create_future()
-        self._queue.append(_Job(model, records, deadline, answer))
+        job = _Job(model, records, deadline, answer)
+        self._queue.append(job)
+        if loop is not self._expiry_loop:  # a new event loop (a worker runs one; tests more)
+            self._waiting = deque(job for job in self._waiting if job.answer.get_loop() is loop)
+            self._expiry, self._expiry_at, self._expiry_loop = None, math.inf, loop
+        self._waiting.append(job)
+        if deadline < self._expiry_at:
+            self._expire_at(loop, deadline)
         self._kick_soon(loop)
-        # At the deadline the answer becomes a TimeoutError: a queued job is then skipped, a
-        # running one's result dropped. (A timer on the future itself: asyncio.wait_for would
-        # add a second future, a task wake-up and callbacks to every request.)
+        return await answer
+
+    def _expire_at(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """Set the expiry timer for ``deadline`` (monotonic seconds)."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._expiry_at = deadline
         remaining = max(0.0, deadline - time.monotonic())
-        timer = loop.call_at(loop.time() + remaining, _expire, answer)
-        try:
-            return await answer
-        finally:
-            timer.cancel()
+        self._expiry = loop.call_at(loop.time() + remaining, self._expire_due, loop)
+
+    def _expire_due(self, loop: asyncio.AbstractEventLoop) -> None:
+        """At the timer: every waiting job past its deadline gets ``TimeoutError`` (a queued one
+        is then skipped, a running one's result dropped); the timer is set again for the
+        earliest deadline left."""
+        if loop is not self._expiry_loop:  # the timer of a loop this coalescer left
+            return
+        self._expiry, self._expiry_at = None, math.inf
+        due = time.monotonic() + TIMER_SLACK
+        waiting: deque[_Job] = deque()
+        for job in self._waiting:
+            if job.answer.done():
+                continue
+            if job.deadline <= due:
+                job.answer.set_exception(TimeoutError())
+            else:
+                waiting.append(job)
+        self._waiting = waiting
+        if waiting:
+            self._expire_at(loop, min(job.deadline for job in waiting))
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         """The running event loop. ``asyncio.get_running_loop`` makes a ``getpid`` system call
@@ -185,12 +223,10 @@ class Coalescer:
                 job.answer.set_exception(result)
             else:
                 job.answer.set_result(result)
+        waiting = self._waiting
+        while waiting and waiting[0].answer.done():  # answered, or expired meanwhile
+            waiting.popleft()
         self._kick_soon(loop)
-
-
-def _expire(answer: asyncio.Future[Prediction]) -> None:
-    if not answer.done():
-        answer.set_exception(TimeoutError())
 
 
 def _run(model: Predicts, parts: list[Records]) -> list[Prediction | Exception]:

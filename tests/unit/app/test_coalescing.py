@@ -175,3 +175,64 @@ def test_each_event_loop_gets_its_own_futures(pool: ThreadPoolExecutor) -> None:
     thread.start()
     thread.join()
     assert results and results[0]
+
+
+def test_deadlines_hold_on_a_later_event_loop(pool: ThreadPoolExecutor) -> None:
+    """The expiry timer belongs to a loop: a later loop sets its own, even for a deadline later
+    than the one the closed loop's timer was set for."""
+    model, coalescer = Echo(), Coalescer(pool, threads=1)
+
+    async def answered() -> Prediction:
+        return await coalescer.predict(model, batch(1), time.monotonic() + 0.3)
+
+    assert asyncio.run(answered()).predictions == ["x1"]  # the first loop's timer: ~0.3 s
+    model.hold.clear()
+
+    async def held() -> tuple[object, float]:
+        started = time.monotonic()
+        answers = await asyncio.gather(
+            coalescer.predict(model, batch(2), time.monotonic() + 0.5), return_exceptions=True
+        )
+        return answers[0], time.monotonic() - started
+
+    try:
+        answer, waited = asyncio.run(held())
+    finally:
+        model.hold.set()
+    assert isinstance(answer, TimeoutError)
+    assert 0.45 <= waited < 2
+
+
+def test_each_request_times_out_at_its_own_deadline(pool: ThreadPoolExecutor) -> None:
+    """One timer serves every waiting request: each still fails at its own deadline, in any
+    order of deadlines, and one answered in time is not touched."""
+    model, coalescer = Echo(), Coalescer(pool, threads=1)
+    model.hold.clear()
+
+    async def scenario() -> list[tuple[str, float]]:
+        started = time.monotonic()
+        ended: list[tuple[str, float]] = []
+
+        async def one(name: str, budget: float) -> None:
+            try:
+                await coalescer.predict(model, batch(1), started + budget)
+                ended.append((name, time.monotonic() - started))
+            except TimeoutError:
+                ended.append((name + " timed out", time.monotonic() - started))
+
+        tasks = [
+            asyncio.ensure_future(one("held", 3.0)),  # running, held until 0.6 s
+            asyncio.ensure_future(one("b", 0.4)),
+            asyncio.ensure_future(one("a", 0.2)),
+        ]
+        await asyncio.sleep(0.6)
+        model.hold.set()
+        await asyncio.gather(*tasks)
+        return ended
+
+    ended = asyncio.run(scenario())
+    assert [name for name, _ in ended] == ["a timed out", "b timed out", "held"]
+    times = dict(ended)
+    assert 0.19 <= times["a timed out"] < 0.35
+    assert 0.39 <= times["b timed out"] < 0.55
+    assert times["held"] >= 0.6
