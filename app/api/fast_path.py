@@ -43,13 +43,13 @@ class PredictShortcut:
         return size is not None and size <= self.max_bytes
 
     async def answer(self, scope: Scope, body: bytes) -> tuple[int, Headers, bytes] | None:
-        fast = predict.fast_input(scope, body, self.keyring)
-        if fast is None:
-            return None
-        scope["route"] = self.route
-        model, parsed, probabilities = fast
         state = scope["state"]
         try:
+            fast = predict.fast_input(scope, body, self.keyring)
+            if fast is None:
+                return None
+            scope["route"] = self.route
+            model, parsed, probabilities = fast
             content = await predict.answer_body(
                 model, state["predictor"], parsed.records, probabilities, state["request_id"]
             )

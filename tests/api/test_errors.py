@@ -51,6 +51,22 @@ def _boom(*args: Any) -> Any:
     raise RuntimeError("bug in the predict path")
 
 
+def test_unexpected_error_while_reading_the_request_is_a_json_500(
+    quiet_client: TestClient,
+    sample_record: dict[str, float],
+    monkeypatch: pytest.MonkeyPatch,
+    logged: list[logging.LogRecord],
+) -> None:
+    monkeypatch.setattr(predict, "fast_input", _boom)
+    response = quiet_client.post(
+        "/v1/predict", json={"records": [sample_record]}, headers={"X-Request-ID": "err-3"}
+    )
+    assert response.status_code == 500
+    assert response.json() == {"detail": INTERNAL, "request_id": "err-3"}
+    assert response.headers["x-request-id"] == "err-3"
+    assert [r.getMessage() for r in logged if r.name == "berth.errors"] == ["unhandled error"]
+
+
 @pytest.mark.parametrize("path", ["fast", "reference"])
 def test_unexpected_predict_error_is_a_json_500(
     quiet_client: TestClient,
