@@ -212,9 +212,8 @@ def worker_pids(master_pid: int) -> set[str]:
 
 
 def worker_rss_mb(master_pid: int) -> list[float]:
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
     sizes = []
-    for pid in children:
+    for pid in sorted(worker_pids(master_pid)):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 sizes.append(int(line.split()[1]) / 1024)
@@ -225,9 +224,8 @@ def workers_cpu_seconds(master_pid: int) -> float:
     """User + system CPU time of the master's workers (seconds), the live ones and those that
     exited (a worker recycled after max_requests): the master reaps its workers, so their
     time is in its cutime and cstime."""
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
     ticks = 0
-    for pid in children:
+    for pid in worker_pids(master_pid):
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
     master = Path(f"/proc/{master_pid}/stat").read_text().rsplit(")", 1)[1].split()

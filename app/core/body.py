@@ -5,17 +5,27 @@ from __future__ import annotations
 from starlette.types import Message, Receive
 
 
-async def read_body(receive: Receive) -> tuple[bytes, Message]:
+class BodyTooLarge(Exception):
+    """The body passed ``max_bytes`` while it was read (the rest is left unread)."""
+
+
+async def read_body(receive: Receive, max_bytes: int | None = None) -> tuple[bytes, Message]:
     """The body, and the last message received: the final ``http.request``, or the
-    ``http.disconnect`` that cut the body short. Unbounded: callers check the size first (a
-    declared ``Content-Length``, at which the server stops) or count as they go."""
+    ``http.disconnect`` that cut the body short. ``BodyTooLarge`` once it passes ``max_bytes``;
+    without it unbounded: the caller checked a declared ``Content-Length``, at which the server
+    stops."""
     chunks: list[bytes] = []
+    size = 0
     message: Message = {"type": "http.request", "more_body": True}
     while message.get("more_body", False):
         message = await receive()
         if message["type"] != "http.request":
             break  # the client went away: whoever reads next sees the disconnect
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if max_bytes is not None and size > max_bytes:
+            raise BodyTooLarge
+        chunks.append(chunk)
     return b"".join(chunks), message
 
 

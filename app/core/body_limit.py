@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.core.body import replay
+from app.core.body import BodyTooLarge, read_body, replay
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -33,20 +33,12 @@ class BodyLimitMiddleware:
             # The server (h11/httptools) stops at Content-Length: count, but no buffering.
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        size = 0
-        message: Message = {"type": "http.request", "more_body": True}
-        while message.get("more_body", False):
-            message = await receive()
-            if message["type"] != "http.request":
-                break  # client went away: let the app see the disconnect
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._refuse(send)
-                return
-            chunks.append(chunk)
-        await self.app(scope, replay(b"".join(chunks), message, receive), send)
+        try:
+            body, last = await read_body(receive, self.max_bytes)
+        except BodyTooLarge:
+            await self._refuse(send)
+            return
+        await self.app(scope, replay(body, last, receive), send)
 
     async def _refuse(self, send: Send) -> None:
         content = json.dumps(

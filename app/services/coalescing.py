@@ -89,7 +89,7 @@ class Coalescer:
         job = _Job(model, records, deadline, answer)
         self._queue.append(job)
         if loop is not self._expiry_loop:  # a new event loop (a worker runs one; tests more)
-            self._waiting = deque(job for job in self._waiting if job.answer.get_loop() is loop)
+            self._waiting = deque(w for w in self._waiting if w.answer.get_loop() is loop)
             self._expiry, self._expiry_at, self._expiry_loop = None, math.inf, loop
         self._waiting.append(job)
         if deadline < self._expiry_at:

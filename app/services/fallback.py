@@ -103,7 +103,7 @@ def record_keys(model_version: str, records: Sequence[Mapping[str, float | str]]
         names, order = _sorted_columns(batch.names)
         values = batch.columns(batch.names)
     else:
-        names = tuple(sorted(records[0]))
+        names = _sorted(tuple(records[0]))
     prefix = _prefix(model_version, names)
     if not names:
         return [prefix] * len(records)

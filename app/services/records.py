@@ -85,12 +85,7 @@ def matrix(records: Sequence[Mapping[str, Any]], names: Sequence[str]) -> NDArra
 def build_matrix(
     records: Sequence[Mapping[str, Any]], names: Sequence[str]
 ) -> NDArray[np.float64]:
-    if len(names) == 1:  # itemgetter of one name gives the value, not a 1-tuple
-        name = names[0]
-        return np.array([record[name] for record in records], np.float64).reshape(-1, 1)
-    if not names:
-        return np.empty((len(records), 0), np.float64)
-    values = list(map(itemgetter(*names), records))
+    values = list(map(value_getter(tuple(names)), records))
     return np.array(values, np.float64).reshape(len(records), len(names))
 
 
