@@ -185,7 +185,10 @@ def test_rolling_deploy_under_traffic_drops_no_request(cluster: Cluster, tmp_pat
         )
         time.sleep(2)
     assert run.returncode == 0, run.output[-4000:]
-    print(f"rolling deploy: {traffic.ok} answered, {len(traffic.failures)} failed")
+    print(
+        f"rolling deploy: {traffic.ok} answered, {len(traffic.failures)} failed, "
+        f"{traffic.resent} sent again after a reload"
+    )
     assert traffic.failures == [], traffic.failures[:5]
     assert traffic.versions == {original, version}
     assert [served_version(app) for app in cluster.apps] == [version, version]
@@ -210,7 +213,10 @@ def test_traffic_flows_while_an_app_host_is_stopped_or_cut_off(cluster: Cluster)
         time.sleep(8)
         sudo(app1, "ip link set priv0 up")
         time.sleep(3)
-    print(f"app host stopped/cut off: {traffic.ok} answered, {len(traffic.failures)} failed")
+    print(
+        f"app host stopped/cut off: {traffic.ok} answered, {len(traffic.failures)} failed, "
+        f"{traffic.resent} sent again after a reload"
+    )
     assert traffic.failures == [], traffic.failures[:5]
     assert traffic.ok > 50
 
@@ -239,6 +245,7 @@ def test_a_host_whose_switch_fails_is_rolled_back_and_left_out(
     assert run.returncode != 0
     assert f"rolled back to {serving}, which keeps serving" in run.output, run.output[-4000:]
     assert "leave this host out" in run.output
+    print(f"failed switch: {traffic.ok} answered, {traffic.resent} sent again after a reload")
     assert traffic.failures == [], traffic.failures[:5]
     assert f"Model {version} was not switched in" in run.output
     assert version not in traffic.versions  # no client ever saw the version that failed
