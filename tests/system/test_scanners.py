@@ -177,17 +177,17 @@ def test_full_tcp_port_scan_over_ipv6_finds_only_ssh_and_web(provisioned: Provis
     shown = deploy_sudo(provisioned.host, "ip -6 -o addr show dev host0 scope link")
     match = re.search(r"inet6 (fe80::[0-9a-f:]+)/", shown)
     assert match, f"no IPv6 link-local address on host0: {shown}"
-    address = f"{match.group(1)}%{state_of(provisioned.host).veth}"
+    target = portscan.Target.parse(f"{match.group(1)}%{state_of(provisioned.host).veth}")
     # Nothing has talked IPv6 to the host yet: resolve its neighbour entry with one patient
     # connection first, or the scan's first SYNs wait on neighbour discovery together.
     for attempt in range(3):
         try:
-            with socket.create_connection((address, 22), timeout=10):
-                break
+            portscan.connect(target, 22, timeout=10)
+            break
         except OSError as exc:
-            assert attempt < 2, f"SSH over IPv6 at [{address}]:22 does not answer: {exc}"
+            assert attempt < 2, f"SSH over IPv6 at [{target}]:22 does not answer: {exc}"
             time.sleep(2)
-    assert_only_public_ports_answer(portscan.Target.parse(address))
+    assert_only_public_ports_answer(target)
 
 
 def test_plain_http_redirects_to_https(provisioned: Provisioned) -> None:

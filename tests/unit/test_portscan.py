@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.redis_server import free_port
 from tests.system import portscan
 
 
@@ -16,16 +17,8 @@ def listener() -> Iterator[int]:
         yield server.getsockname()[1]
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 def test_scan_tells_open_from_refused(listener: int) -> None:
-    closed = closed_port()
+    closed = free_port()
     states = portscan.run(
         portscan.Target.parse("127.0.0.1"), [listener, closed], concurrency=2, timeout=5
     )
@@ -57,4 +50,4 @@ def test_an_unknown_zone_is_a_clear_error() -> None:
 def test_connect_raises_when_nothing_listens(listener: int) -> None:
     portscan.connect(portscan.Target.parse("127.0.0.1"), listener, timeout=5)
     with pytest.raises(ConnectionRefusedError):
-        portscan.connect(portscan.Target.parse("127.0.0.1"), closed_port(), timeout=5)
+        portscan.connect(portscan.Target.parse("127.0.0.1"), free_port(), timeout=5)
